@@ -1,0 +1,1 @@
+"""The HTTP gateway: app factory, routers, schemas, and the one place errors become HTTP."""

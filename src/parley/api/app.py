@@ -1,0 +1,80 @@
+"""The app factory. Building the app touches nothing; its lifespan opens storage, loads the graph,
+starts the runner, and closes them all in reverse order on shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from parley import __version__
+from parley.api.deps import Services
+from parley.api.errors import install_error_handlers
+from parley.api.middleware import BodySizeLimit
+from parley.api.routers import chat, messages, ops, sessions
+from parley.bots.context import GraphContext
+from parley.core.events import EventBus
+from parley.core.graph_loader import load_graph
+from parley.core.turns import TurnExecutor
+from parley.models.factory import build_chat_model
+from parley.runners.inprocess import InProcessRunner
+from parley.settings import Settings
+from parley.storage.checkpointer import sqlite_checkpointer
+from parley.storage.sqlite_store import SqliteStore
+
+logger = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    async with AsyncExitStack() as stack:
+        store = SqliteStore(settings.sqlite_path)
+        await store.open()
+        stack.push_async_callback(store.close)
+        checkpointer = await stack.enter_async_context(sqlite_checkpointer(settings.sqlite_path))
+        model = build_chat_model(settings)
+        graph = load_graph(
+            settings.graph,
+            context=GraphContext(model=model, settings=settings),
+            checkpointer=checkpointer,
+        )
+        bus = EventBus()
+        executor = TurnExecutor(graph=graph, store=store, bus=bus, durability=settings.durability)
+        runner = InProcessRunner(store=store, executor=executor, max_concurrent=settings.max_concurrent_turns)
+        app.state.services = Services(
+            settings=settings, store=store, bus=bus, runner=runner, checkpointer=checkpointer
+        )
+        await runner.start()
+        logger.info(
+            "parley ready: storage=%s graph=%s model=%s",
+            settings.sqlite_path,
+            settings.graph,
+            settings.model_name,
+        )
+        try:
+            yield
+        finally:
+            # Before storage closes: running turns get the grace period, the rest stay pending.
+            await runner.stop(grace=settings.shutdown_grace_seconds)
+            logger.info("parley stopped")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The Parley ASGI app. ``settings`` default to the environment's ``PARLEY_*`` variables."""
+    resolved = settings if settings is not None else Settings()
+    app = FastAPI(
+        title="Parley",
+        version=__version__,
+        summary="A chatbot microservice: a LangGraph graph behind an HTTP API.",
+        lifespan=_lifespan,
+    )
+    app.state.settings = resolved
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=resolved.max_body_bytes)
+    for module in (chat, messages, sessions, ops):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,73 @@
+"""Typed dependencies the routers name: the services, the caller's user id, a JSON body check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from parley.api.errors import UnsupportedMediaType
+from parley.core.events import EventBus
+from parley.runners.base import Runner
+from parley.settings import Settings
+from parley.storage.store import Store
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a request may use, built by the app's lifespan and closed by it."""
+
+    settings: Settings
+    store: Store
+    bus: EventBus
+    runner: Runner
+    checkpointer: BaseCheckpointSaver[Any]
+
+
+def get_services(request: Request) -> Services:
+    """The services of the running app."""
+    services: Services = request.app.state.services
+    return services
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def require_json(request: Request) -> None:
+    """Refuse a body that is not declared as JSON, before FastAPI tries to parse it."""
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        raise UnsupportedMediaType(
+            f"Send the body as application/json (got {content_type or 'no Content-Type'}).",
+            errors=[
+                {
+                    "loc": ["header", "content-type"],
+                    "field": "header.content-type",
+                    "msg": "must be application/json",
+                    "type": "content_type",
+                }
+            ],
+        )
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+UserIdHeader = Annotated[
+    str,
+    Header(
+        alias="X-User-Id",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\s\x00-\x1f]+$",
+        description="The caller's user; sessions of other users are not found.",
+    ),
+]
+JsonBody = Depends(require_json)

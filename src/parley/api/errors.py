@@ -1,0 +1,132 @@
+"""The one place where errors become HTTP responses: RFC 9457 problem+json, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from parley.core.errors import InvalidInput, ParleyError
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class UnsupportedMediaType(ParleyError):
+    """The request body is not JSON."""
+
+    status = 415
+    title = "Unsupported Media Type"
+    type_slug = "unsupported-media-type"
+
+
+class PayloadTooLarge(ParleyError):
+    """The request body is over ``PARLEY_MAX_BODY_BYTES``."""
+
+    status = 413
+    title = "Content Too Large"
+    type_slug = "payload-too-large"
+
+
+def problem_type(slug: str) -> str:
+    """The ``type`` URI of a problem; documented in docs/api.md."""
+    return f"/problems/{slug}"
+
+
+def problem_response(
+    *,
+    status: int,
+    title: str,
+    slug: str,
+    detail: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    extensions: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """A problem+json response."""
+    body: dict[str, Any] = {"type": problem_type(slug), "title": title, "status": status}
+    if detail is not None:
+        body["detail"] = detail
+    if errors is not None:
+        body["errors"] = errors
+    if extensions:
+        body.update({k: v for k, v in extensions.items() if k not in body})
+    return JSONResponse(jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for error in exc.errors():
+        loc = list(error.get("loc", ()))
+        # The raw input is left out: it may be large, or hold what the caller should not see echoed.
+        errors.append({"loc": loc, "field": _field(loc), "msg": error.get("msg"), "type": error.get("type")})
+    return errors
+
+
+async def _on_parley_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ParleyError)
+    errors = None
+    if isinstance(exc, InvalidInput):
+        errors = [{"loc": exc.loc, "field": _field(exc.loc), "msg": exc.detail, "type": "value_error"}]
+    if exc.status >= 500:
+        logger.warning("%s: %s", type(exc).__name__, exc.detail)
+    return problem_response(
+        status=exc.status,
+        title=exc.title,
+        slug=exc.type_slug,
+        detail=exc.detail,
+        errors=errors,
+        extensions=exc.extensions,
+    )
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = _validation_errors(exc)
+    first = errors[0] if errors else None
+    detail = f"{first['field']}: {first['msg']}" if first else "The request is not valid."
+    return problem_response(
+        status=422, title="Unprocessable Content", slug="validation", detail=detail, errors=errors
+    )
+
+
+async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    phrase = HTTPStatus(exc.status_code).phrase
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return problem_response(
+        status=exc.status_code,
+        title=phrase,
+        slug=phrase.lower().replace(" ", "-"),
+        detail=detail,
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        status=500,
+        title="Internal Server Error",
+        slug="internal",
+        detail="An unexpected error occurred; it has been logged.",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every exception to problem+json."""
+    app.add_exception_handler(ParleyError, _on_parley_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

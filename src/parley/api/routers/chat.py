@@ -1,0 +1,76 @@
+"""``POST /v1/chat``: record the message, run its turn, answer now or acknowledge."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+
+from parley.api.deps import JsonBody, ServicesDep
+from parley.api.schemas import ChatRequest, MessageOut, Problem
+from parley.core.errors import InvalidInput
+from parley.core.messages import submit_chat, wait_for_terminal
+from parley.settings import BusyPolicy, Settings
+from parley.storage.records import MessageRecord
+
+router = APIRouter(prefix="/v1", tags=["chat"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    404: {"model": Problem, "description": "Unknown session, or another user's."},
+    409: {"model": Problem, "description": "The session is busy and the policy is reject."},
+    413: {"model": Problem, "description": "Body too large."},
+    415: {"model": Problem, "description": "Body is not JSON."},
+    422: {"model": Problem, "description": "Invalid field; `errors` names it."},
+}
+
+
+def resolve_wait(*, requested: float | None, prefer: str | None, settings: Settings) -> float:
+    """Seconds to wait: ``Prefer: respond-async`` means 0; else the body's, else the default."""
+    if prefer is not None and "respond-async" in prefer.lower():
+        return 0.0
+    if requested is None:
+        return settings.default_wait
+    if requested > settings.max_wait:
+        raise InvalidInput(f"must be at most {settings.max_wait} seconds", loc=["body", "wait"])
+    return requested
+
+
+def message_response(record: MessageRecord, response: Response, *, prefer_async: bool) -> MessageOut:
+    """200 with a terminal message; 202 with a ``Location`` to poll otherwise."""
+    if not record.status.is_terminal:
+        response.status_code = 202
+        response.headers["Location"] = f"/v1/messages/{record.message_id}"
+    if prefer_async:
+        response.headers["Preference-Applied"] = "respond-async"
+    return MessageOut.of(record)
+
+
+@router.post(
+    "/chat",
+    response_model=MessageOut,
+    dependencies=[JsonBody],
+    responses={202: {"model": MessageOut, "description": "Accepted; poll Location."}, **_ERRORS},
+    summary="Send a user message; get the reply, or 202 and a message to poll",
+)
+async def post_chat(
+    body: ChatRequest,
+    services: ServicesDep,
+    response: Response,
+    prefer: Annotated[str | None, Header()] = None,
+) -> MessageOut:
+    settings = services.settings
+    if len(body.message) > settings.max_message_chars:
+        raise InvalidInput(
+            f"must be at most {settings.max_message_chars} characters", loc=["body", "message"]
+        )
+    wait = resolve_wait(requested=body.wait, prefer=prefer, settings=settings)
+    record = await submit_chat(
+        store=services.store,
+        runner=services.runner,
+        user_id=body.user_id,
+        session_id=body.session_id,
+        content=body.message,
+        reject_if_busy=settings.busy_policy is BusyPolicy.REJECT,
+    )
+    record = await wait_for_terminal(store=services.store, bus=services.bus, message=record, timeout=wait)
+    return message_response(record, response, prefer_async=wait == 0 and prefer is not None)

@@ -1,0 +1,67 @@
+"""``/v1/sessions/{id}``: status, transcript, deletion."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from parley.api.deps import ServicesDep, UserIdHeader
+from parley.api.schemas import Problem, SessionOut, TranscriptItem, TranscriptOut
+from parley.core.sessions import decode_cursor, delete_session, encode_cursor
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+
+SessionId = Annotated[str, Path(min_length=1, max_length=100)]
+_ERRORS: dict[int | str, dict[str, object]] = {404: {"model": Problem}, 422: {"model": Problem}}
+
+
+@router.get(
+    "/{session_id}",
+    response_model=SessionOut,
+    responses=_ERRORS,
+    summary="Session status, pending interrupts, counts",
+)
+async def get_session(services: ServicesDep, user_id: UserIdHeader, session_id: SessionId) -> SessionOut:
+    record = await services.store.get_session(session_id=session_id, user_id=user_id)
+    return SessionOut.of(record)
+
+
+@router.get(
+    "/{session_id}/messages",
+    response_model=TranscriptOut,
+    responses=_ERRORS,
+    summary="The transcript, oldest first, paginated",
+)
+async def get_transcript(
+    services: ServicesDep,
+    user_id: UserIdHeader,
+    session_id: SessionId,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+) -> TranscriptOut:
+    after = decode_cursor(cursor) if cursor is not None else None
+    page = await services.store.list_transcript(
+        session_id=session_id, user_id=user_id, after=after, limit=limit
+    )
+    return TranscriptOut(
+        items=[TranscriptItem.of(entry) for entry in page.items],
+        next_cursor=None if page.next_position is None else encode_cursor(page.next_position),
+    )
+
+
+@router.delete(
+    "/{session_id}",
+    status_code=204,
+    response_class=Response,
+    responses={**_ERRORS, 409: {"model": Problem, "description": "A turn is still pending."}},
+    summary="Delete the session and everything stored for it",
+)
+async def remove_session(services: ServicesDep, user_id: UserIdHeader, session_id: SessionId) -> Response:
+    await delete_session(
+        store=services.store,
+        checkpointer=services.checkpointer,
+        session_id=session_id,
+        user_id=user_id,
+    )
+    return Response(status_code=204)

@@ -1,0 +1,142 @@
+"""Request and response bodies of the public API (v1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from parley.core.statuses import MessageStatus, SessionStatus
+from parley.storage.records import MessageRecord, SessionRecord, TranscriptEntry
+
+UserId = Field(
+    min_length=1,
+    max_length=200,
+    pattern=r"^[^\s\x00-\x1f]+$",
+    description="The end user's id, as the caller's own system knows it.",
+)
+
+
+class ChatRequest(BaseModel):
+    """``POST /v1/chat``. Unknown fields are refused rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    user_id: str = UserId
+    session_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Omit to start a new session; its id comes back in the response.",
+    )
+    message: str = Field(min_length=1, description="The user's message.")
+    wait: float | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds to wait for the reply before answering 202; default from settings.",
+    )
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must contain more than whitespace")
+        return value
+
+
+class MessageOut(BaseModel):
+    """The message resource."""
+
+    message_id: str
+    session_id: str
+    status: MessageStatus
+    reply: str | None
+    interrupt: list[dict[str, Any]] | None
+    error: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    attempts: int
+
+    @classmethod
+    def of(cls, record: MessageRecord) -> MessageOut:
+        return cls(
+            message_id=record.message_id,
+            session_id=record.session_id,
+            status=record.status,
+            reply=record.reply,
+            interrupt=record.interrupt,
+            error=record.error,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            attempts=record.attempts,
+        )
+
+
+class SessionOut(BaseModel):
+    """The session resource."""
+
+    session_id: str
+    user_id: str
+    status: SessionStatus
+    pending_interrupts: list[dict[str, Any]]
+    message_count: int
+    pending_count: int
+    last_message_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, record: SessionRecord) -> SessionOut:
+        return cls(
+            session_id=record.session_id,
+            user_id=record.user_id,
+            status=record.status,
+            pending_interrupts=record.pending_interrupts,
+            message_count=record.message_count,
+            pending_count=record.pending_count,
+            last_message_id=record.last_message.message_id if record.last_message else None,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+        )
+
+
+class TranscriptItem(BaseModel):
+    """One line of the transcript."""
+
+    message_id: str
+    role: str
+    content: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, entry: TranscriptEntry) -> TranscriptItem:
+        return cls(
+            message_id=entry.message_id,
+            role=entry.role,
+            content=entry.content,
+            created_at=entry.created_at,
+        )
+
+
+class TranscriptOut(BaseModel):
+    """A page of the transcript, oldest first; pass ``next_cursor`` back as ``cursor``."""
+
+    items: list[TranscriptItem]
+    next_cursor: str | None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error is reported."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class Health(BaseModel):
+    """Liveness and readiness answers."""
+
+    status: str

@@ -1,0 +1,1 @@
+"""Graphs Parley ships: the default assistant and its building blocks."""

@@ -1,0 +1,17 @@
+"""What Parley hands a graph factory named by ``PARLEY_GRAPH``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from langchain_core.language_models import BaseChatModel
+
+from parley.settings import Settings
+
+
+@dataclass(frozen=True)
+class GraphContext:
+    """The configured chat model and settings, for a factory ``def build(ctx) -> StateGraph``."""
+
+    model: BaseChatModel
+    settings: Settings

@@ -1,0 +1,91 @@
+"""``parley``: the command line. ``parley serve`` runs the API with the embedded runner."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from parley.core.errors import ConfigurationError
+from parley.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parley", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP API (embedded: SQLite + in-process runner)")
+    serve.add_argument("--host", help="bind address (PARLEY_HOST)")
+    serve.add_argument("--port", type=int, help="port; 0 picks a free one (PARLEY_PORT)")
+    serve.add_argument("--data-dir", type=Path, help="where the SQLite file lives (PARLEY_DATA_DIR)")
+    serve.add_argument("--database-url", help="sqlite:///path, overrides --data-dir")
+    serve.add_argument("--graph", help="package.module:attr of the graph (PARLEY_GRAPH)")
+    serve.add_argument("--model", help="provider:model, or scripted (PARLEY_MODEL)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from parley.api.app import create_app
+
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "host": args.host,
+            "port": args.port,
+            "data_dir": args.data_dir,
+            "database_url": args.database_url,
+            "graph": args.graph,
+            "model": args.model,
+            "log_level": args.log_level,
+        }.items()
+        if value is not None
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        print(f"parley: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    _configure_logging(settings.log_level)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
+    )
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except ConfigurationError as exc:
+        print(f"parley: cannot start: {exc}", file=sys.stderr)
+        return 2
+    # uvicorn reports a failed lifespan startup by not starting, not by raising.
+    return 0 if server.started else 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``parley`` command."""
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

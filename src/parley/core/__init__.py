@@ -1,0 +1,1 @@
+"""Turn execution, per-session ordering and events: no HTTP, no SQL."""

@@ -1,0 +1,74 @@
+"""The one exception hierarchy of Parley's domain.
+
+Services raise these; ``parley.api.errors`` maps them to problem+json in one place. The ``detail`` of a
+``ParleyError`` is written for the API's caller and is safe to show; internal exceptions never are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ParleyError(Exception):
+    """Base of every error Parley reports to a caller."""
+
+    status: int = 500
+    title: str = "Internal Server Error"
+    type_slug: str = "internal"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions = extensions
+
+
+class NotFound(ParleyError):
+    """The resource does not exist, or belongs to someone else (we do not say which)."""
+
+    status = 404
+    title = "Not Found"
+    type_slug = "not-found"
+
+
+class Conflict(ParleyError):
+    """The request is valid but clashes with the resource's current state."""
+
+    status = 409
+    title = "Conflict"
+    type_slug = "conflict"
+
+
+class SessionBusy(Conflict):
+    """A turn is running on the session and the busy policy refuses to queue another."""
+
+    type_slug = "session-busy"
+
+
+class InvalidInput(ParleyError):
+    """A field the schema accepts holds a value the domain refuses."""
+
+    status = 422
+    title = "Unprocessable Content"
+    type_slug = "validation"
+
+    def __init__(self, detail: str, *, loc: list[str | int], **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.loc = loc
+
+
+class ServiceUnavailable(ParleyError):
+    """The service cannot take the request now (starting, stopping); retry later."""
+
+    status = 503
+    title = "Service Unavailable"
+    type_slug = "unavailable"
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """Storage could not be reached; the request changed nothing and may be retried."""
+
+    type_slug = "storage-unavailable"
+
+
+class ConfigurationError(Exception):
+    """Settings that cannot work; raised at start-up so the service refuses to start."""

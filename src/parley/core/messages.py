@@ -1,0 +1,69 @@
+"""Accepting messages and waiting for their outcome: the chat service, free of HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from parley.core.events import EventBus
+from parley.core.statuses import MessageKind
+from parley.runners.base import Runner
+from parley.storage.records import MessageRecord
+from parley.storage.store import Store
+
+
+async def submit_chat(
+    *,
+    store: Store,
+    runner: Runner,
+    user_id: str,
+    session_id: str | None,
+    content: str,
+    reject_if_busy: bool,
+) -> MessageRecord:
+    """Record the user's message durably, then have its turn run. Returns the ``queued`` record.
+
+    The row is committed before the runner hears of it, so a crash at any later point leaves a
+    pending message that recovery picks up: nothing the API acknowledged is lost.
+    """
+    record = await store.accept_message(
+        user_id=user_id,
+        session_id=session_id,
+        content=content,
+        kind=MessageKind.CHAT,
+        reject_if_busy=reject_if_busy,
+    )
+    runner.notify(record.session_id)
+    return record
+
+
+async def wait_for_terminal(
+    *,
+    store: Store,
+    bus: EventBus,
+    message: MessageRecord,
+    timeout: float,  # noqa: ASYNC109 - a budget that ends in a value, not in an exception
+) -> MessageRecord:
+    """The message once terminal, or its latest state when ``timeout`` seconds have passed.
+
+    Subscribes before re-reading the row, so a turn that ends between the read and the wait is still
+    seen (its ``done`` event is already queued).
+    """
+    if timeout <= 0 or message.status.is_terminal:
+        return message
+    deadline = time.monotonic() + timeout
+    async with bus.subscribe(message.message_id) as events:
+        current = await store.get_message(message_id=message.message_id, user_id=message.user_id)
+        while not current.status.is_terminal:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                event = await asyncio.wait_for(events.get(), remaining)
+            except TimeoutError:
+                break
+            if event.kind == "done" and isinstance(event.data, MessageRecord):
+                return event.data
+        else:
+            return current
+    return await store.get_message(message_id=message.message_id, user_id=message.user_id)

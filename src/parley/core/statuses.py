@@ -1,0 +1,47 @@
+"""Message and session statuses, defined once and imported everywhere."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class MessageStatus(StrEnum):
+    """Where a message's turn is. A message ends in exactly one terminal status."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES: frozenset[MessageStatus] = frozenset(
+    {
+        MessageStatus.COMPLETED,
+        MessageStatus.INTERRUPTED,
+        MessageStatus.FAILED,
+        MessageStatus.CANCELLED,
+    }
+)
+PENDING_STATUSES: frozenset[MessageStatus] = frozenset({MessageStatus.QUEUED, MessageStatus.RUNNING})
+
+
+class SessionStatus(StrEnum):
+    """A session's status, derived from its messages."""
+
+    IDLE = "idle"
+    BUSY = "busy"
+    INTERRUPTED = "interrupted"
+    ERROR = "error"
+
+
+class MessageKind(StrEnum):
+    """What started a turn."""
+
+    CHAT = "chat"
+    RESUME = "resume"

@@ -1,0 +1,244 @@
+"""A deterministic chat model for tests, demos and benchmarks.
+
+It is a real LangChain ``BaseChatModel``: LangGraph streams it, binds tools to it and records its usage
+as it would any provider's. What it says comes, in order of precedence, from:
+
+1. directives in the last user message, so that each request of an end-to-end test controls its own
+   turn even when many run at once: ``[[sleep:0.5]]`` waits, ``[[fail]]`` raises
+   ``ScriptedModelError``, ``[[fail:timeout]]`` raises ``TimeoutError``, ``[[reply:text]]`` answers
+   ``text``;
+2. the next step of its script (text, tool calls, a delay, an exception), consumed in order;
+3. by default, ``Echo: <the last user message>`` — deterministic, and bounded in length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+_DIRECTIVE = re.compile(r"\[\[(\w+)(?::([^\]]*))?\]\]")
+ECHO_PREFIX = "Echo: "
+
+
+class ScriptedModelError(RuntimeError):
+    """The failure a script or a ``[[fail]]`` directive asks for."""
+
+
+class ScriptStep(BaseModel):
+    """One scripted model call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = None
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    delay: float = Field(default=0.0, ge=0)
+    error: Literal["error", "timeout"] | None = None
+
+
+def load_script(path: Path) -> list[ScriptStep]:
+    """Read a JSON list of steps (as ``ScriptStep`` fields) from a file."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(raw, list):
+        raise ValueError(f"{path}: a script is a JSON list of steps")
+    return [ScriptStep.model_validate(item) for item in raw]
+
+
+def _text_of(message: BaseMessage) -> str:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    parts = [p if isinstance(p, str) else str(p.get("text", "")) for p in content]
+    return "".join(parts)
+
+
+class ScriptedChatModel(BaseChatModel):
+    """Replays a script, obeys inline directives, otherwise echoes — see the module docstring."""
+
+    script: list[ScriptStep] = Field(default_factory=list)
+    max_echo_chars: int = 500
+    token_delay: float = 0.0
+    """Seconds between streamed tokens, to make streaming observable."""
+
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _calls: int = PrivateAttr(default=0)
+
+    @property
+    def _llm_type(self) -> str:
+        return "parley-scripted"
+
+    @property
+    def calls(self) -> int:
+        """How many times the model has been called (all sessions together)."""
+        return self._calls
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Accept tools as a tool-calling provider would; which are called is up to the script."""
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        return self.bind(tools=formatted, **kwargs)
+
+    # -- deciding what to say -------------------------------------------------------------------
+
+    def _next_step(self, messages: list[BaseMessage]) -> ScriptStep:
+        with self._lock:
+            self._calls += 1
+            scripted = self.script.pop(0) if self.script else None
+        last_user = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+        text = _text_of(last_user) if last_user is not None else ""
+        directives = dict((name.lower(), arg or "") for name, arg in _DIRECTIVE.findall(text))
+        if directives:
+            step = ScriptStep(delay=float(directives.get("sleep") or 0))
+            if "fail" in directives:
+                step.error = "timeout" if directives["fail"] == "timeout" else "error"
+            if "reply" in directives:
+                step.text = directives["reply"]
+            if step.error or step.text is not None:
+                return step
+            if scripted is None:
+                step.text = self._echo(_DIRECTIVE.sub("", text).strip())
+                return step
+            scripted = scripted.model_copy(update={"delay": scripted.delay + step.delay})
+        if scripted is not None:
+            return scripted
+        return ScriptStep(text=self._echo(text))
+
+    def _echo(self, text: str) -> str:
+        return ECHO_PREFIX + text[: self.max_echo_chars]
+
+    @staticmethod
+    def _raise_for(step: ScriptStep) -> None:
+        if step.error == "timeout":
+            raise TimeoutError("scripted model timed out")
+        if step.error == "error":
+            raise ScriptedModelError("scripted model failure")
+
+    @staticmethod
+    def _message(step: ScriptStep, messages: list[BaseMessage]) -> AIMessage:
+        text = step.text or ""
+        prompt_words = sum(len(_text_of(m).split()) for m in messages)
+        usage = UsageMetadata(
+            input_tokens=prompt_words,
+            output_tokens=len(text.split()),
+            total_tokens=prompt_words + len(text.split()),
+        )
+        tool_calls = [
+            {
+                "name": call["name"],
+                "args": call.get("args", {}),
+                "id": call.get("id") or f"call_{index}",
+                "type": "tool_call",
+            }
+            for index, call in enumerate(step.tool_calls)
+        ]
+        return AIMessage(content=text, tool_calls=tool_calls, usage_metadata=usage)
+
+    # -- LangChain hooks ------------------------------------------------------------------------
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        step = self._next_step(messages)
+        if step.delay:
+            time.sleep(step.delay)
+        self._raise_for(step)
+        return ChatResult(generations=[ChatGeneration(message=self._message(step, messages))])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        step = self._next_step(messages)
+        if step.delay:
+            await asyncio.sleep(step.delay)
+        self._raise_for(step)
+        return ChatResult(generations=[ChatGeneration(message=self._message(step, messages))])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        step = self._next_step(messages)
+        if step.delay:
+            time.sleep(step.delay)
+        self._raise_for(step)
+        for chunk in self._chunks(step, messages):
+            if self.token_delay:
+                time.sleep(self.token_delay)
+            if run_manager is not None:
+                run_manager.on_llm_new_token(str(chunk.message.content), chunk=chunk)
+            yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        step = self._next_step(messages)
+        if step.delay:
+            await asyncio.sleep(step.delay)
+        self._raise_for(step)
+        for chunk in self._chunks(step, messages):
+            if self.token_delay:
+                await asyncio.sleep(self.token_delay)
+            if run_manager is not None:
+                await run_manager.on_llm_new_token(str(chunk.message.content), chunk=chunk)
+            yield chunk
+
+    def _chunks(self, step: ScriptStep, messages: list[BaseMessage]) -> list[ChatGenerationChunk]:
+        """The reply split into word tokens; the last chunk carries tool calls and usage."""
+        full = self._message(step, messages)
+        words = re.findall(r"\S+\s*|\s+", step.text or "") or [""]
+        chunks = [ChatGenerationChunk(message=AIMessageChunk(content=w)) for w in words[:-1]]
+        chunks.append(
+            ChatGenerationChunk(
+                message=AIMessageChunk(
+                    content=words[-1],
+                    tool_call_chunks=[
+                        {
+                            "name": c["name"],
+                            "args": json.dumps(c["args"]),
+                            "id": c["id"],
+                            "index": i,
+                            "type": "tool_call_chunk",
+                        }
+                        for i, c in enumerate(full.tool_calls)
+                    ],
+                    usage_metadata=full.usage_metadata,
+                    chunk_position="last",
+                )
+            )
+        )
+        return chunks

@@ -1,0 +1,1 @@
+"""Who runs turns in the background: the in-process runner (embedded mode)."""

@@ -1,0 +1,113 @@
+"""Parley's settings: one pydantic-settings class, read from ``PARLEY_*`` environment variables.
+
+Validators refuse unsafe or contradictory values at start-up instead of warning about them later.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_GRAPH = "parley.bots.assistant:build_graph"
+DEFAULT_SYSTEM_PROMPT = (
+    "You are Parley, a helpful, concise assistant. Answer the user's question directly; "
+    "say so when you do not know."
+)
+
+
+class BusyPolicy(StrEnum):
+    """What happens to a message sent to a session whose turn is still running."""
+
+    ENQUEUE = "enqueue"
+    """Queue it behind the running turn (turns of one session run one at a time, in order)."""
+    REJECT = "reject"
+    """Refuse it with ``409 Conflict``."""
+
+
+class Settings(BaseSettings):
+    """Every knob Parley has. Each field is ``PARLEY_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        default=None,
+        description="Overrides data_dir. sqlite:///relative.db or sqlite:////absolute.db",
+    )
+
+    graph: str = Field(
+        default=DEFAULT_GRAPH,
+        description="package.module:attr of a StateGraph, a compiled graph, or a factory of either.",
+    )
+    model: str | None = Field(
+        default=None,
+        description="provider:model as init_chat_model takes it, or 'scripted'. Unset: scripted.",
+    )
+    scripted_script: Path | None = Field(
+        default=None, description="A JSON list of steps the scripted model replays first."
+    )
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+
+    memory_max_messages: int = Field(
+        default=40, ge=4, description="Messages the graph state keeps before it summarises."
+    )
+    memory_keep_messages: int = Field(
+        default=20, ge=2, description="Messages kept verbatim after a summary is made."
+    )
+    memory_max_summary_chars: int = Field(default=4000, ge=100)
+
+    default_wait: float = Field(
+        default=5.0, ge=0, le=300, description="Seconds POST /v1/chat waits for the reply."
+    )
+    max_wait: float = Field(default=60.0, ge=0, le=3600, description="Upper bound of ``wait``.")
+    busy_policy: BusyPolicy = BusyPolicy.ENQUEUE
+    max_concurrent_turns: int = Field(default=64, ge=1, le=10_000)
+    durability: Literal["sync", "async", "exit"] = Field(
+        default="sync",
+        description="LangGraph checkpoint durability: sync writes every step before the next.",
+    )
+
+    max_message_chars: int = Field(default=16_000, ge=1)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+
+    @field_validator("graph")
+    @classmethod
+    def _graph_is_a_reference(cls, value: str) -> str:
+        module, sep, attr = value.partition(":")
+        if not sep or not module or not attr:
+            raise ValueError("must be 'package.module:attribute'")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        if self.memory_keep_messages >= self.memory_max_messages:
+            raise ValueError("memory_keep_messages must be smaller than memory_max_messages")
+        if self.default_wait > self.max_wait:
+            raise ValueError("default_wait must not exceed max_wait")
+        if self.database_url is not None and not self.database_url.startswith("sqlite:///"):
+            raise ValueError(
+                "database_url: only sqlite:///path is supported by this build "
+                "(PostgreSQL arrives with the scale-out mode)"
+            )
+        return self
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The SQLite file that holds checkpoints and Parley's own tables."""
+        if self.database_url is not None:
+            return Path(self.database_url.removeprefix("sqlite:///"))
+        return self.data_dir / "parley.sqlite"
+
+    @property
+    def model_name(self) -> str:
+        """The chat model actually used (the scripted model until a real one is configured)."""
+        return self.model or "scripted"

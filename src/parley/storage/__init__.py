@@ -1,0 +1,1 @@
+"""Durable storage: Parley's own tables (sessions, messages, transcript), migrations, checkpointer."""

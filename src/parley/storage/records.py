@@ -1,0 +1,85 @@
+"""Plain records the store returns: no ORM objects, no connections, safe to pass between layers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from parley.core.statuses import MessageKind, MessageStatus, SessionStatus
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """One message and the turn it started."""
+
+    message_id: str
+    session_id: str
+    user_id: str
+    seq: int
+    kind: MessageKind
+    content: str | None
+    status: MessageStatus
+    reply: str | None
+    interrupt: list[dict[str, Any]] | None
+    error: dict[str, Any] | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    resume: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A session as stored, with what its messages say about it."""
+
+    session_id: str
+    user_id: str
+    created_at: datetime
+    updated_at: datetime
+    message_count: int = 0
+    pending_count: int = 0
+    last_message: MessageRecord | None = None
+
+    @property
+    def status(self) -> SessionStatus:
+        """Derived, never stored, so it cannot drift from the messages it summarises."""
+        if self.pending_count:
+            return SessionStatus.BUSY
+        if self.last_message is None:
+            return SessionStatus.IDLE
+        if self.last_message.status is MessageStatus.INTERRUPTED:
+            return SessionStatus.INTERRUPTED
+        if self.last_message.status is MessageStatus.FAILED:
+            return SessionStatus.ERROR
+        return SessionStatus.IDLE
+
+    @property
+    def pending_interrupts(self) -> list[dict[str, Any]]:
+        """The interrupts the session waits on (those of its last, interrupted message)."""
+        if self.pending_count or self.last_message is None:
+            return []
+        if self.last_message.status is not MessageStatus.INTERRUPTED:
+            return []
+        return list(self.last_message.interrupt or [])
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptEntry:
+    """One line of the conversation as the user sees it."""
+
+    position: int
+    message_id: str
+    role: str
+    content: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptPage:
+    """A page of the transcript and the position to continue after, if there is more."""
+
+    items: list[TranscriptEntry] = field(default_factory=list)
+    next_position: int | None = None

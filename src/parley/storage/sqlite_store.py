@@ -1,0 +1,444 @@
+"""Parley's tables in SQLite.
+
+All work happens on one dedicated thread that owns one connection. Each store call is one function run
+on that thread — a whole transaction in a single hop — which is both why it is fast (aiosqlite would hop
+threads once per statement) and why it is safe: the thread runs one transaction at a time, so
+check-then-insert sequences (busy policy, ordering) cannot interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from parley.core.errors import NotFound, SessionBusy, StorageUnavailable
+from parley.core.statuses import PENDING_STATUSES, MessageKind, MessageStatus
+from parley.storage.migrations.runner import apply_sqlite_migrations, latest_version
+from parley.storage.records import MessageRecord, SessionRecord, TranscriptEntry, TranscriptPage
+
+T = TypeVar("T")
+
+# Statuses are enum values, never user input: safe to inline in SQL.
+_PENDING_SQL = "(" + ", ".join(f"'{s.value}'" for s in sorted(PENDING_STATUSES)) + ")"
+_MESSAGE_COLUMNS = (
+    "message_id, session_id, user_id, seq, kind, content, resume, status, reply, interrupt, error, "
+    "attempts, created_at, updated_at, started_at, finished_at"
+)
+
+
+def configure_connection(conn: sqlite3.Connection, *, busy_timeout_ms: int = 30_000) -> None:
+    """Pragmas every Parley connection to the SQLite file uses.
+
+    WAL lets readers run beside the one writer (the checkpointer has its own connection to the same
+    file); the busy timeout makes a writer wait for the other's short transactions instead of failing;
+    ``synchronous=NORMAL`` is durable across process crashes in WAL mode (only power loss can drop the
+    last transactions), which is the crash model Parley promises.
+    """
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _ts(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _loads(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def _message(row: sqlite3.Row) -> MessageRecord:
+    created = _ts(row["created_at"])
+    updated = _ts(row["updated_at"])
+    assert created is not None
+    assert updated is not None
+    return MessageRecord(
+        message_id=row["message_id"],
+        session_id=row["session_id"],
+        user_id=row["user_id"],
+        seq=row["seq"],
+        kind=MessageKind(row["kind"]),
+        content=row["content"],
+        resume=_loads(row["resume"]),
+        status=MessageStatus(row["status"]),
+        reply=row["reply"],
+        interrupt=_loads(row["interrupt"]),
+        error=_loads(row["error"]),
+        attempts=row["attempts"],
+        created_at=created,
+        updated_at=updated,
+        started_at=_ts(row["started_at"]),
+        finished_at=_ts(row["finished_at"]),
+    )
+
+
+class SqliteStore:
+    """The SQLite implementation of ``parley.storage.store.Store``."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._executor is None or self._conn is None:
+            raise StorageUnavailable("Storage is not open.")
+        conn = self._conn
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, conn)
+        except sqlite3.OperationalError as exc:
+            # Locked or unreadable database: the transaction was rolled back, nothing changed.
+            raise StorageUnavailable("Storage is temporarily unavailable; retry.") from exc
+
+    @staticmethod
+    def _write(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    async def open(self) -> None:
+        """Open the file (creating its folder), set pragmas and apply migrations."""
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-sqlite")
+
+        def _connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            configure_connection(conn)
+            apply_sqlite_migrations(conn)
+            return conn
+
+        loop = asyncio.get_running_loop()
+        try:
+            self._conn = await loop.run_in_executor(self._executor, _connect)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+
+    async def close(self) -> None:
+        """Close the connection and stop the thread; safe to call twice."""
+        executor, conn = self._executor, self._conn
+        self._executor, self._conn = None, None
+        if executor is None:
+            return
+        if conn is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+        executor.shutdown(wait=True)
+
+    async def check_ready(self) -> None:
+        """Raise ``StorageUnavailable`` unless the database answers with the latest schema."""
+
+        def _version(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT max(version) FROM parley_schema_migrations").fetchone()
+            return int(row[0] or 0)
+
+        version = await self._run(_version)
+        if version != latest_version("sqlite"):
+            raise StorageUnavailable(f"Schema version {version}, expected {latest_version('sqlite')}.")
+
+    # -- messages -------------------------------------------------------------------------------
+
+    async def accept_message(
+        self,
+        *,
+        user_id: str,
+        session_id: str | None,
+        content: str | None,
+        kind: MessageKind,
+        reject_if_busy: bool,
+        resume: Any = None,
+    ) -> MessageRecord:
+        """See ``Store.accept_message``."""
+        resume_json = None if resume is None else json.dumps(resume)
+
+        def _tx(conn: sqlite3.Connection) -> MessageRecord:
+            now = _now()
+            sid = session_id
+            if sid is None:
+                sid = str(uuid.uuid4())
+                conn.execute(
+                    "INSERT INTO parley_sessions (session_id, user_id, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (sid, user_id, now, now),
+                )
+            else:
+                owner = conn.execute(
+                    "SELECT 1 FROM parley_sessions WHERE session_id = ? AND user_id = ?",
+                    (sid, user_id),
+                ).fetchone()
+                if owner is None:
+                    raise NotFound(f"Session {sid} not found.")
+                if reject_if_busy:
+                    busy = conn.execute(
+                        "SELECT message_id FROM parley_messages "
+                        f"WHERE session_id = ? AND status IN {_PENDING_SQL} ORDER BY seq LIMIT 1",
+                        (sid,),
+                    ).fetchone()
+                    if busy is not None:
+                        raise SessionBusy(
+                            f"Session {sid} is busy with message {busy[0]}.",
+                            message_id=busy[0],
+                        )
+                conn.execute("UPDATE parley_sessions SET updated_at = ? WHERE session_id = ?", (now, sid))
+            message_id = str(uuid.uuid4())
+            row = conn.execute(
+                f"INSERT INTO parley_messages (message_id, session_id, user_id, kind, content, "
+                f"resume, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"RETURNING {_MESSAGE_COLUMNS}",
+                (
+                    message_id,
+                    sid,
+                    user_id,
+                    kind.value,
+                    content,
+                    resume_json,
+                    MessageStatus.QUEUED.value,
+                    now,
+                    now,
+                ),
+            ).fetchone()
+            record = _message(row)
+            if content is not None:
+                conn.execute(
+                    "INSERT INTO parley_transcript (session_id, position, message_id, role, "
+                    "content, created_at) VALUES (?, ?, ?, 'user', ?, ?)",
+                    (sid, 2 * record.seq, message_id, content, now),
+                )
+            return record
+
+        return await self._run(lambda conn: self._write(conn, _tx))
+
+    async def get_message(self, *, message_id: str, user_id: str) -> MessageRecord:
+        """See ``Store.get_message``."""
+
+        def _q(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            row: sqlite3.Row | None = conn.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM parley_messages WHERE message_id = ? AND user_id = ?",
+                (message_id, user_id),
+            ).fetchone()
+            return row
+
+        row = await self._run(_q)
+        if row is None:
+            raise NotFound(f"Message {message_id} not found.")
+        return _message(row)
+
+    async def load_message(self, *, message_id: str) -> MessageRecord | None:
+        """See ``Store.load_message``."""
+
+        def _q(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            row: sqlite3.Row | None = conn.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM parley_messages WHERE message_id = ?",
+                (message_id,),
+            ).fetchone()
+            return row
+
+        row = await self._run(_q)
+        return None if row is None else _message(row)
+
+    async def next_pending(self, *, session_id: str) -> MessageRecord | None:
+        """See ``Store.next_pending``."""
+
+        def _q(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            row: sqlite3.Row | None = conn.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM parley_messages "
+                f"WHERE session_id = ? AND status IN {_PENDING_SQL} ORDER BY seq LIMIT 1",
+                (session_id,),
+            ).fetchone()
+            return row
+
+        row = await self._run(_q)
+        return None if row is None else _message(row)
+
+    async def sessions_with_pending(self) -> list[str]:
+        """See ``Store.sessions_with_pending``."""
+
+        def _q(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT session_id, min(seq) AS first FROM parley_messages "
+                f"WHERE status IN {_PENDING_SQL} GROUP BY session_id ORDER BY first"
+            ).fetchall()
+            return [r[0] for r in rows]
+
+        return await self._run(_q)
+
+    async def mark_running(self, *, message_id: str) -> MessageRecord | None:
+        """See ``Store.mark_running``."""
+
+        def _tx(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            now = _now()
+            row: sqlite3.Row | None = conn.execute(
+                "UPDATE parley_messages SET status = 'running', attempts = attempts + 1, "
+                "started_at = coalesce(started_at, ?), updated_at = ? "
+                f"WHERE message_id = ? AND status IN {_PENDING_SQL} RETURNING {_MESSAGE_COLUMNS}",
+                (now, now, message_id),
+            ).fetchone()
+            return row
+
+        row = await self._run(lambda conn: self._write(conn, _tx))
+        return None if row is None else _message(row)
+
+    async def finish(
+        self,
+        *,
+        message_id: str,
+        status: MessageStatus,
+        reply: str | None = None,
+        interrupt: list[dict[str, Any]] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> MessageRecord | None:
+        """See ``Store.finish``."""
+        if not status.is_terminal:
+            raise ValueError(f"{status} is not a terminal status")
+        interrupt_json = None if interrupt is None else json.dumps(interrupt, default=str)
+        error_json = None if error is None else json.dumps(error)
+
+        def _tx(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            now = _now()
+            row: sqlite3.Row | None = conn.execute(
+                "UPDATE parley_messages SET status = ?, reply = ?, interrupt = ?, error = ?, "
+                "finished_at = ?, updated_at = ? "
+                f"WHERE message_id = ? AND status IN {_PENDING_SQL} RETURNING {_MESSAGE_COLUMNS}",
+                (status.value, reply, interrupt_json, error_json, now, now, message_id),
+            ).fetchone()
+            if row is None:
+                return None
+            if reply is not None:
+                conn.execute(
+                    "INSERT INTO parley_transcript (session_id, position, message_id, role, "
+                    "content, created_at) VALUES (?, ?, ?, 'assistant', ?, ?)",
+                    (row["session_id"], 2 * row["seq"] + 1, message_id, reply, now),
+                )
+            conn.execute(
+                "UPDATE parley_sessions SET updated_at = ? WHERE session_id = ?",
+                (now, row["session_id"]),
+            )
+            return row
+
+        row = await self._run(lambda conn: self._write(conn, _tx))
+        return None if row is None else _message(row)
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    async def get_session(self, *, session_id: str, user_id: str) -> SessionRecord:
+        """See ``Store.get_session``."""
+
+        def _q(conn: sqlite3.Connection) -> SessionRecord | None:
+            srow = conn.execute(
+                "SELECT session_id, user_id, created_at, updated_at FROM parley_sessions "
+                "WHERE session_id = ? AND user_id = ?",
+                (session_id, user_id),
+            ).fetchone()
+            if srow is None:
+                return None
+            counts = conn.execute(
+                "SELECT count(*), "
+                f"coalesce(sum(status IN {_PENDING_SQL}), 0) "
+                "FROM parley_messages WHERE session_id = ?",
+                (session_id,),
+            ).fetchone()
+            last = conn.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM parley_messages WHERE session_id = ? "
+                "ORDER BY seq DESC LIMIT 1",
+                (session_id,),
+            ).fetchone()
+            created, updated = _ts(srow["created_at"]), _ts(srow["updated_at"])
+            assert created is not None
+            assert updated is not None
+            return SessionRecord(
+                session_id=srow["session_id"],
+                user_id=srow["user_id"],
+                created_at=created,
+                updated_at=updated,
+                message_count=int(counts[0]),
+                pending_count=int(counts[1]),
+                last_message=None if last is None else _message(last),
+            )
+
+        record = await self._run(_q)
+        if record is None:
+            raise NotFound(f"Session {session_id} not found.")
+        return record
+
+    async def list_transcript(
+        self, *, session_id: str, user_id: str, after: int | None, limit: int
+    ) -> TranscriptPage:
+        """See ``Store.list_transcript``."""
+
+        def _q(conn: sqlite3.Connection) -> TranscriptPage | None:
+            owner = conn.execute(
+                "SELECT 1 FROM parley_sessions WHERE session_id = ? AND user_id = ?",
+                (session_id, user_id),
+            ).fetchone()
+            if owner is None:
+                return None
+            rows = conn.execute(
+                "SELECT position, message_id, role, content, created_at FROM parley_transcript "
+                "WHERE session_id = ? AND position > ? ORDER BY position LIMIT ?",
+                (session_id, -1 if after is None else after, limit + 1),
+            ).fetchall()
+            items = [
+                TranscriptEntry(
+                    position=r["position"],
+                    message_id=r["message_id"],
+                    role=r["role"],
+                    content=r["content"],
+                    created_at=datetime.fromisoformat(r["created_at"]),
+                )
+                for r in rows[:limit]
+            ]
+            more = len(rows) > limit
+            return TranscriptPage(items=items, next_position=items[-1].position if more else None)
+
+        page = await self._run(_q)
+        if page is None:
+            raise NotFound(f"Session {session_id} not found.")
+        return page
+
+    async def delete_session(self, *, session_id: str, user_id: str) -> None:
+        """See ``Store.delete_session``."""
+
+        def _tx(conn: sqlite3.Connection) -> None:
+            owner = conn.execute(
+                "SELECT 1 FROM parley_sessions WHERE session_id = ? AND user_id = ?",
+                (session_id, user_id),
+            ).fetchone()
+            if owner is None:
+                raise NotFound(f"Session {session_id} not found.")
+            busy = conn.execute(
+                f"SELECT message_id FROM parley_messages WHERE session_id = ? "
+                f"AND status IN {_PENDING_SQL} LIMIT 1",
+                (session_id,),
+            ).fetchone()
+            if busy is not None:
+                raise SessionBusy(
+                    f"Session {session_id} has a turn in progress (message {busy[0]}); "
+                    "delete it once the turn has ended.",
+                    message_id=busy[0],
+                )
+            conn.execute("DELETE FROM parley_transcript WHERE session_id = ?", (session_id,))
+            conn.execute("DELETE FROM parley_messages WHERE session_id = ?", (session_id,))
+            conn.execute("DELETE FROM parley_sessions WHERE session_id = ?", (session_id,))
+
+        await self._run(lambda conn: self._write(conn, _tx))

@@ -1,0 +1,82 @@
+"""The interface every storage backend implements for Parley's own tables.
+
+Every query that a caller can reach is scoped by ``user_id`` here, in the store, so that no router can
+forget the ownership check: a session of another user is simply not found.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from parley.core.statuses import MessageKind, MessageStatus
+from parley.storage.records import MessageRecord, SessionRecord, TranscriptPage
+
+
+class Store(Protocol):
+    """Sessions, messages and the transcript. Implementations must be safe for concurrent tasks."""
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations; raise if storage cannot be used."""
+
+    async def close(self) -> None:
+        """Release connections; idempotent."""
+
+    async def check_ready(self) -> None:
+        """Raise ``StorageUnavailable`` unless storage answers and its schema is current."""
+
+    async def accept_message(
+        self,
+        *,
+        user_id: str,
+        session_id: str | None,
+        content: str | None,
+        kind: MessageKind,
+        reject_if_busy: bool,
+        resume: Any = None,
+    ) -> MessageRecord:
+        """Record a message as ``queued`` (creating the session when ``session_id`` is None).
+
+        One transaction: the ownership check, the busy check, the message row and the user's transcript
+        line are written together or not at all. Raises ``NotFound`` or ``SessionBusy``.
+        """
+
+    async def get_message(self, *, message_id: str, user_id: str) -> MessageRecord:
+        """The message, if it belongs to ``user_id``; else ``NotFound``."""
+
+    async def load_message(self, *, message_id: str) -> MessageRecord | None:
+        """The message regardless of owner: for the runner, never for a request."""
+
+    async def next_pending(self, *, session_id: str) -> MessageRecord | None:
+        """The session's oldest message not yet in a terminal status."""
+
+    async def sessions_with_pending(self) -> list[str]:
+        """Every session that has a message not yet in a terminal status (for recovery)."""
+
+    async def mark_running(self, *, message_id: str) -> MessageRecord | None:
+        """Move a pending message to ``running`` and count the attempt; None if already terminal."""
+
+    async def finish(
+        self,
+        *,
+        message_id: str,
+        status: MessageStatus,
+        reply: str | None = None,
+        interrupt: list[dict[str, Any]] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> MessageRecord | None:
+        """Give a message its terminal status, once: None if it already had one.
+
+        The assistant's transcript line is written in the same transaction, so a reply is in the
+        transcript exactly when its message is completed.
+        """
+
+    async def get_session(self, *, session_id: str, user_id: str) -> SessionRecord:
+        """The session with its derived status, if it belongs to ``user_id``; else ``NotFound``."""
+
+    async def list_transcript(
+        self, *, session_id: str, user_id: str, after: int | None, limit: int
+    ) -> TranscriptPage:
+        """The transcript, oldest first, starting after position ``after``."""
+
+    async def delete_session(self, *, session_id: str, user_id: str) -> None:
+        """Remove the session and its rows. ``SessionBusy`` while a turn is pending."""
