@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -37,6 +38,13 @@ def _configure_logging(level: str) -> None:
     )
 
 
+async def _preflight(settings: Settings) -> None:
+    from parley.api.app import open_services
+
+    async with open_services(settings):
+        pass
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -61,6 +69,13 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"parley: invalid settings:\n{exc}", file=sys.stderr)
         return 2
     _configure_logging(settings.log_level)
+    try:
+        # Open storage, build the model and load the graph once before binding the port, so a
+        # service that cannot work refuses to start with one clear line instead of a traceback.
+        asyncio.run(_preflight(settings))
+    except ConfigurationError as exc:
+        print(f"parley: cannot start: {exc}", file=sys.stderr)
+        return 2
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -70,11 +85,7 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
     )
     server = uvicorn.Server(config)
-    try:
-        server.run()
-    except ConfigurationError as exc:
-        print(f"parley: cannot start: {exc}", file=sys.stderr)
-        return 2
+    server.run()
     # uvicorn reports a failed lifespan startup by not starting, not by raising.
     return 0 if server.started else 3
 

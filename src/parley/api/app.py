@@ -5,6 +5,7 @@ starts the runner, and closes them all in reverse order on shutdown.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -16,6 +17,7 @@ from parley.api.errors import install_error_handlers
 from parley.api.middleware import BodySizeLimit
 from parley.api.routers import chat, messages, ops, sessions
 from parley.bots.context import GraphContext
+from parley.core.errors import ConfigurationError
 from parley.core.events import EventBus
 from parley.core.graph_loader import load_graph
 from parley.core.turns import TurnExecutor
@@ -29,11 +31,18 @@ logger = logging.getLogger(__name__)
 
 
 @asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Build every service from settings; close them in reverse order on exit.
+
+    Raises ``ConfigurationError`` with a message meant for the operator when storage cannot be
+    opened, the model cannot be built or the graph cannot be loaded. The runner is built, not started.
+    """
     async with AsyncExitStack() as stack:
         store = SqliteStore(settings.sqlite_path)
-        await store.open()
+        try:
+            await store.open()
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigurationError(f"cannot open the database at {settings.sqlite_path}: {exc}") from exc
         stack.push_async_callback(store.close)
         checkpointer = await stack.enter_async_context(sqlite_checkpointer(settings.sqlite_path))
         model = build_chat_model(settings)
@@ -45,22 +54,28 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         bus = EventBus()
         executor = TurnExecutor(graph=graph, store=store, bus=bus, durability=settings.durability)
         runner = InProcessRunner(store=store, executor=executor, max_concurrent=settings.max_concurrent_turns)
-        app.state.services = Services(
-            settings=settings, store=store, bus=bus, runner=runner, checkpointer=checkpointer
-        )
-        await runner.start()
+        services = Services(settings=settings, store=store, bus=bus, runner=runner, checkpointer=checkpointer)
+        try:
+            yield services
+        finally:
+            # Before storage closes: running turns get the grace period, the rest stay pending.
+            await runner.stop(grace=settings.shutdown_grace_seconds)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    async with open_services(settings) as services:
+        app.state.services = services
+        await services.runner.start()
         logger.info(
             "parley ready: storage=%s graph=%s model=%s",
             settings.sqlite_path,
             settings.graph,
             settings.model_name,
         )
-        try:
-            yield
-        finally:
-            # Before storage closes: running turns get the grace period, the rest stay pending.
-            await runner.stop(grace=settings.shutdown_grace_seconds)
-            logger.info("parley stopped")
+        yield
+    logger.info("parley stopped")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

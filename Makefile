@@ -1,0 +1,48 @@
+# Parley — two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format pytest bench lock clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): requirements/dev.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Parley needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+install: $(STAMP)  ## create .venv and install the locked dependencies
+
+run: $(STAMP)  ## start Parley on 127.0.0.1:8000 (SQLite under ./data, in-process runner)
+	$(BIN)/parley serve
+
+test: lint pytest  ## the whole suite: lint, types, tests
+
+lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy src
+
+pytest: $(STAMP)  ## the tests only
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+format: $(STAMP)  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+bench: $(STAMP)  ## run the benchmarks; figures go to bench/README.md by hand
+	$(BIN)/python -m bench
+
+lock: $(STAMP)  ## re-resolve the lock files from pyproject.toml
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml -o requirements/runtime.lock --python-version 3.11 -q
+	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements/dev.lock --python-version 3.11 -q
+
+clean:  ## remove the virtualenv and caches (keeps ./data)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,166 @@
+"""The real ``parley serve`` process over real HTTP, with real SQLite on disk."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.e2e.server import REPO, ServerProcess
+
+ALICE = {"X-User-Id": "alice"}
+
+
+def poll(client: httpx.Client, message_id: str, *, deadline: float = 20.0) -> dict[str, Any]:
+    end = time.monotonic() + deadline
+    while True:
+        body: dict[str, Any] = client.get(f"/v1/messages/{message_id}", headers=ALICE).json()
+        if body["status"] in ("completed", "interrupted", "failed", "cancelled"):
+            return body
+        assert time.monotonic() < end, body
+        time.sleep(0.02)
+
+
+def test_chat_inline_then_acknowledged_then_polled(start_server: Any) -> None:
+    server: ServerProcess = start_server()
+    with server.client() as client:
+        inline = client.post("/v1/chat", json={"user_id": "alice", "message": "hello"})
+        assert inline.status_code == 200
+        assert inline.json()["reply"] == "Echo: hello"
+        sid = inline.json()["session_id"]
+
+        slow = client.post(
+            "/v1/chat",
+            json={"user_id": "alice", "session_id": sid, "message": "[[sleep:0.5]] later"},
+            headers={"Prefer": "respond-async"},
+        )
+        assert slow.status_code == 202
+        location = slow.headers["location"]
+        final = poll(client, location.rsplit("/", 1)[1])
+        assert final["status"] == "completed"
+        assert final["reply"] == "Echo: later"
+
+        session = client.get(f"/v1/sessions/{sid}", headers=ALICE).json()
+        assert session["status"] == "idle"
+        assert session["message_count"] == 2
+        items = client.get(f"/v1/sessions/{sid}/messages", headers=ALICE).json()["items"]
+        assert [i["content"] for i in items] == ["hello", "Echo: hello", "[[sleep:0.5]] later", "Echo: later"]
+
+        assert client.delete(f"/v1/sessions/{sid}", headers=ALICE).status_code == 204
+        assert client.get(f"/v1/sessions/{sid}", headers=ALICE).status_code == 404
+    assert server.stop()
+
+
+def test_sessions_survive_a_restart(start_server: Any, tmp_path: Path) -> None:
+    data = tmp_path / "shared"
+    first: ServerProcess = start_server(data, PARLEY_GRAPH="tests.graphs.counting:graph")
+    with first.client() as client:
+        sid = client.post("/v1/chat", json={"user_id": "alice", "message": "one"}).json()["session_id"]
+        client.post("/v1/chat", json={"user_id": "alice", "session_id": sid, "message": "two"})
+    assert first.stop()
+
+    second: ServerProcess = start_server(data, PARLEY_GRAPH="tests.graphs.counting:graph")
+    with second.client() as client:
+        reply = client.post(
+            "/v1/chat", json={"user_id": "alice", "session_id": sid, "message": "three"}
+        ).json()
+        # The graph state came back from the checkpoint: it has seen all three messages.
+        assert json.loads(reply["reply"])["seen"] == 3
+        items = client.get(f"/v1/sessions/{sid}/messages", headers=ALICE).json()["items"]
+        assert [i["content"] for i in items if i["role"] == "user"] == ["one", "two", "three"]
+
+
+def test_a_message_acknowledged_before_a_stop_is_finished_after_restart(
+    start_server: Any, tmp_path: Path
+) -> None:
+    data = tmp_path / "shared"
+    first: ServerProcess = start_server(data, PARLEY_SHUTDOWN_GRACE_SECONDS="0")
+    with first.client() as client:
+        accepted = client.post(
+            "/v1/chat", json={"user_id": "alice", "message": "[[sleep:5]] long", "wait": 0}
+        ).json()
+        # Wait until the turn is running, then stop the server under it.
+        end = time.monotonic() + 10
+        while (
+            client.get(f"/v1/messages/{accepted['message_id']}", headers=ALICE).json()["status"] != "running"
+        ):
+            assert time.monotonic() < end
+            time.sleep(0.02)
+    assert first.stop()
+    second: ServerProcess = start_server(data)
+    with second.client() as client:
+        final = poll(client, accepted["message_id"])
+        assert final["status"] == "completed"
+        assert final["reply"] == "Echo: long"
+        assert final["attempts"] == 2
+
+
+def test_user_supplied_graph_keeps_turns_of_a_session_in_order(start_server: Any) -> None:
+    server: ServerProcess = start_server(PARLEY_GRAPH="tests.graphs.counting:graph")
+    with server.client() as client:
+        sid = client.post("/v1/chat", json={"user_id": "alice", "message": "start"}).json()["session_id"]
+
+        def send(i: int) -> dict[str, Any]:
+            r = client.post(
+                "/v1/chat",
+                json={"user_id": "alice", "session_id": sid, "message": f"m{i} [[sleep:0.01]]", "wait": 0},
+            )
+            assert r.status_code == 202
+            body: dict[str, Any] = r.json()
+            return body
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            accepted = list(pool.map(send, range(24)))
+        for body in accepted:
+            assert poll(client, body["message_id"])["status"] == "completed"
+        items = client.get(f"/v1/sessions/{sid}/messages", params={"limit": 200}, headers=ALICE).json()[
+            "items"
+        ]
+    assert len(items) == 50
+    for k in range(25):
+        report = json.loads(items[2 * k + 1]["content"])
+        assert report == {**report, "seen": k + 1, "last": items[2 * k]["content"], "max_session": 1}
+
+
+def test_refuses_to_start_when_the_database_cannot_be_opened(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = subprocess.run(
+        [sys.executable, "-m", "parley.cli", "serve", "--port", "0", "--data-dir", str(blocker / "data")],
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "cannot open the database" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_refuses_to_start_with_a_graph_it_cannot_load(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "parley.cli",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+            "--graph",
+            "tests.graphs.counting:no_messages",
+        ],
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "no 'messages' key" in result.stderr

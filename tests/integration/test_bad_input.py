@@ -1,0 +1,151 @@
+"""Bad input gets problem+json naming the field at fault, and stores nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import pytest
+
+from tests.conftest import AppHarness
+
+
+def _stored_rows(harness: AppHarness) -> tuple[int, int, int]:
+    path = harness.services.settings.sqlite_path
+    with sqlite3.connect(path) as conn:
+        return (
+            conn.execute("SELECT count(*) FROM parley_sessions").fetchone()[0],
+            conn.execute("SELECT count(*) FROM parley_messages").fetchone()[0],
+            conn.execute("SELECT count(*) FROM parley_transcript").fetchone()[0],
+        )
+
+
+def _assert_problem(response: Any, status: int, field: str | None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem: dict[str, Any] = response.json()
+    assert problem["status"] == status
+    assert problem["title"]
+    assert problem["type"].startswith("/problems/")
+    if field is not None:
+        assert field in [e["field"] for e in problem["errors"]], problem
+    return problem
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"message": "hi"}, "body.user_id"),
+        ({"user_id": "", "message": "hi"}, "body.user_id"),
+        ({"user_id": "has space", "message": "hi"}, "body.user_id"),
+        ({"user_id": 42, "message": "hi"}, "body.user_id"),
+        ({"user_id": "alice"}, "body.message"),
+        ({"user_id": "alice", "message": ""}, "body.message"),
+        ({"user_id": "alice", "message": "   \n "}, "body.message"),
+        ({"user_id": "alice", "message": ["a list"]}, "body.message"),
+        ({"user_id": "alice", "message": "hi", "wait": -1}, "body.wait"),
+        ({"user_id": "alice", "message": "hi", "wait": "5"}, "body.wait"),
+        ({"user_id": "alice", "message": "hi", "wait": 10_000}, "body.wait"),
+        ({"user_id": "alice", "message": "hi", "session_id": ""}, "body.session_id"),
+        ({"user_id": "alice", "message": "hi", "colour": "blue"}, "body.colour"),
+    ],
+)
+async def test_invalid_fields_are_named(harness: AppHarness, body: dict[str, Any], field: str) -> None:
+    response = await harness.client.post("/v1/chat", json=body)
+    _assert_problem(response, 422, field)
+    assert _stored_rows(harness) == (0, 0, 0)
+
+
+async def test_oversize_message_is_refused(harness_factory: Any, make_settings: Any) -> None:
+    h = await harness_factory(make_settings(max_message_chars=10))
+    response = await h.chat(message="x" * 11)
+    problem = _assert_problem(response, 422, "body.message")
+    assert "10" in problem["detail"]
+    assert _stored_rows(h) == (0, 0, 0)
+
+
+async def test_oversize_body_is_413(harness_factory: Any, make_settings: Any) -> None:
+    h = await harness_factory(make_settings(max_body_bytes=2048))
+    response = await h.chat(message="x" * 5000)
+    _assert_problem(response, 413, None)
+    assert _stored_rows(h) == (0, 0, 0)
+
+
+async def test_oversize_chunked_body_is_413(harness_factory: Any, make_settings: Any) -> None:
+    h = await harness_factory(make_settings(max_body_bytes=2048))
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"user_id": "alice", "message": "'
+        for _ in range(10):
+            yield b"x" * 500
+        yield b'"}'
+
+    response = await h.client.post("/v1/chat", content=chunks(), headers={"Content-Type": "application/json"})
+    _assert_problem(response, 413, None)
+    assert _stored_rows(h) == (0, 0, 0)
+
+
+async def test_small_chunked_body_is_accepted(harness: AppHarness) -> None:
+    async def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"user_id": "alice", '
+        yield b'"message": "chunked"}'
+
+    response = await harness.client.post(
+        "/v1/chat", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+    assert response.json()["reply"] == "Echo: chunked"
+
+
+async def test_malformed_json_is_422(harness: AppHarness) -> None:
+    response = await harness.client.post(
+        "/v1/chat", content=b'{"user_id": "alice", "message": ', headers={"Content-Type": "application/json"}
+    )
+    problem = _assert_problem(response, 422, None)
+    assert problem["errors"][0]["type"] == "json_invalid"
+    assert _stored_rows(harness) == (0, 0, 0)
+
+
+async def test_a_json_array_body_is_422(harness: AppHarness) -> None:
+    response = await harness.client.post("/v1/chat", json=["user_id", "alice"])
+    _assert_problem(response, 422, "body")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+async def test_wrong_content_type_is_415(harness: AppHarness, content_type: str | None) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = await harness.client.post(
+        "/v1/chat", content=b'{"user_id": "alice", "message": "hi"}', headers=headers
+    )
+    _assert_problem(response, 415, "header.content-type")
+    assert _stored_rows(harness) == (0, 0, 0)
+
+
+async def test_unknown_session_is_404_and_creates_nothing(harness: AppHarness) -> None:
+    response = await harness.chat(message="hi", session_id="does-not-exist")
+    problem = _assert_problem(response, 404, None)
+    assert "does-not-exist" in problem["detail"]
+    assert _stored_rows(harness) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("path", ["/v1/messages/x", "/v1/sessions/x", "/v1/sessions/x/messages"])
+async def test_missing_user_header_is_422_naming_it(harness: AppHarness, path: str) -> None:
+    _assert_problem(await harness.client.get(path), 422, "header.X-User-Id")
+
+
+async def test_bad_transcript_query_is_422(harness: AppHarness) -> None:
+    sid = (await harness.chat(message="hi")).json()["session_id"]
+    headers = {"X-User-Id": "alice"}
+    _assert_problem(
+        await harness.client.get(f"/v1/sessions/{sid}/messages?limit=0", headers=headers), 422, "query.limit"
+    )
+    _assert_problem(
+        await harness.client.get(f"/v1/sessions/{sid}/messages?cursor=zzz", headers=headers),
+        422,
+        "query.cursor",
+    )
+
+
+async def test_unknown_route_and_method_are_problems(harness: AppHarness) -> None:
+    _assert_problem(await harness.client.get("/v1/nothing"), 404, None)
+    _assert_problem(await harness.client.get("/v1/chat"), 405, None)

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, SystemMessage
+
+from parley.models.scripted import (
+    ECHO_PREFIX,
+    ScriptedChatModel,
+    ScriptedModelError,
+    ScriptStep,
+    load_script,
+)
+
+
+async def test_echoes_the_last_user_message_by_default() -> None:
+    model = ScriptedChatModel()
+    reply = await model.ainvoke([SystemMessage("sys"), HumanMessage("first"), HumanMessage("hello")])
+    assert reply.content == ECHO_PREFIX + "hello"
+    assert model.calls == 1
+
+
+async def test_echo_is_bounded() -> None:
+    model = ScriptedChatModel(max_echo_chars=10)
+    reply = await model.ainvoke([HumanMessage("x" * 1000)])
+    assert reply.content == ECHO_PREFIX + "x" * 10
+
+
+async def test_replays_its_script_in_order_then_echoes() -> None:
+    model = ScriptedChatModel(
+        script=[
+            ScriptStep(text="one"),
+            ScriptStep(tool_calls=[{"name": "lookup", "args": {"q": "mugs"}, "id": "c1"}]),
+            ScriptStep(error="error"),
+        ]
+    )
+    first = await model.ainvoke([HumanMessage("hi")])
+    second = await model.ainvoke([HumanMessage("hi")])
+    assert first.content == "one"
+    assert isinstance(second, AIMessage)
+    assert second.tool_calls == [{"name": "lookup", "args": {"q": "mugs"}, "id": "c1", "type": "tool_call"}]
+    with pytest.raises(ScriptedModelError):
+        await model.ainvoke([HumanMessage("hi")])
+    assert (await model.ainvoke([HumanMessage("hi")])).content == ECHO_PREFIX + "hi"
+
+
+async def test_script_delay_is_awaited_not_blocking() -> None:
+    model = ScriptedChatModel(script=[ScriptStep(text="late", delay=0.2)])
+    started = time.monotonic()
+    reply = await model.ainvoke([HumanMessage("hi")])
+    assert reply.content == "late"
+    assert time.monotonic() - started >= 0.2
+
+
+async def test_directives_in_the_message_control_the_turn() -> None:
+    model = ScriptedChatModel()
+    with pytest.raises(ScriptedModelError):
+        await model.ainvoke([HumanMessage("[[fail]] please")])
+    with pytest.raises(TimeoutError):
+        await model.ainvoke([HumanMessage("[[fail:timeout]]")])
+    assert (await model.ainvoke([HumanMessage("[[reply:fixed answer]]")])).content == "fixed answer"
+    assert (await model.ainvoke([HumanMessage("[[sleep:0.01]] hi there")])).content == (
+        ECHO_PREFIX + "hi there"
+    )
+
+
+async def test_streams_word_tokens_that_add_up_to_the_reply() -> None:
+    model = ScriptedChatModel(script=[ScriptStep(text="three little words")])
+    chunks = [chunk async for chunk in model.astream([HumanMessage("hi")])]
+    assert len(chunks) >= 3
+    assert all(isinstance(c, AIMessageChunk) for c in chunks)
+    assert "".join(str(c.content) for c in chunks) == "three little words"
+
+
+async def test_streamed_tool_calls_survive_aggregation() -> None:
+    model = ScriptedChatModel(script=[ScriptStep(tool_calls=[{"name": "t", "args": {"a": 1}, "id": "x"}])])
+    total = None
+    async for chunk in model.astream([HumanMessage("hi")]):
+        total = chunk if total is None else total + chunk
+    assert total is not None
+    assert [(c["name"], c["args"]) for c in total.tool_calls] == [("t", {"a": 1})]
+
+
+def test_sync_invoke_works_too() -> None:
+    model = ScriptedChatModel(script=[ScriptStep(text="sync")])
+    assert model.invoke([HumanMessage("hi")]).content == "sync"
+
+
+async def test_bind_tools_accepts_tools_like_a_provider() -> None:
+    def lookup(q: str) -> str:
+        """Look something up."""
+        return q
+
+    bound = ScriptedChatModel().bind_tools([lookup])
+    reply = await bound.ainvoke([HumanMessage("hello")])
+    assert reply.content == ECHO_PREFIX + "hello"
+
+
+def test_load_script_reads_json_steps(tmp_path: Path) -> None:
+    path = tmp_path / "script.json"
+    path.write_text('[{"text": "a"}, {"error": "timeout", "delay": 0.1}]')
+    steps = load_script(path)
+    assert steps == [ScriptStep(text="a"), ScriptStep(error="timeout", delay=0.1)]
+    path.write_text('{"text": "not a list"}')
+    with pytest.raises(ValueError, match="list"):
+        load_script(path)

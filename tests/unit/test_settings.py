@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from parley.settings import BusyPolicy, Settings
+
+
+def test_defaults_are_the_embedded_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PARLEY_DATA_DIR", "PARLEY_DATABASE_URL", "PARLEY_MODEL", "PARLEY_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 8000
+    assert settings.sqlite_path == Path("data/parley.sqlite")
+    assert settings.model_name == "scripted"
+    assert settings.busy_policy is BusyPolicy.ENQUEUE
+    assert 0 < settings.default_wait <= settings.max_wait
+
+
+def test_reads_prefixed_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PARLEY_PORT", "9123")
+    monkeypatch.setenv("PARLEY_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PARLEY_BUSY_POLICY", "reject")
+    monkeypatch.setenv("PARLEY_DEFAULT_WAIT", "0")
+    settings = Settings()
+    assert settings.port == 9123
+    assert settings.sqlite_path == tmp_path / "parley.sqlite"
+    assert settings.busy_policy is BusyPolicy.REJECT
+    assert settings.default_wait == 0
+
+
+def test_database_url_overrides_data_dir(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "ignored", database_url=f"sqlite:///{tmp_path}/x.db")
+    assert settings.sqlite_path == tmp_path / "x.db"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"graph": "no_colon"}, "package.module:attribute"),
+        ({"memory_max_messages": 10, "memory_keep_messages": 10}, "memory_keep_messages"),
+        ({"default_wait": 30, "max_wait": 10}, "default_wait"),
+        ({"database_url": "postgresql://localhost/x"}, "sqlite"),
+        ({"busy_policy": "drop"}, "busy_policy"),
+        ({"port": 70000}, "port"),
+    ],
+)
+def test_refuses_unsafe_or_incoherent_values(overrides: dict[str, object], needle: str) -> None:
+    with pytest.raises(ValidationError, match=needle):
+        Settings(**overrides)

@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from parley.core.errors import NotFound, SessionBusy, StorageUnavailable
+from parley.core.statuses import MessageKind, MessageStatus, SessionStatus
+from parley.storage.migrations.runner import latest_version
+from parley.storage.sqlite_store import SqliteStore
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "parley.sqlite")
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def _accept(
+    store: SqliteStore,
+    session_id: str | None = None,
+    *,
+    user: str = "u",
+    text: str = "hi",
+    reject: bool = False,
+):  # type: ignore[no-untyped-def]
+    return await store.accept_message(
+        user_id=user, session_id=session_id, content=text, kind=MessageKind.CHAT, reject_if_busy=reject
+    )
+
+
+async def test_accepting_without_a_session_creates_one(store: SqliteStore) -> None:
+    message = await _accept(store)
+    assert message.status is MessageStatus.QUEUED
+    assert message.attempts == 0
+    session = await store.get_session(session_id=message.session_id, user_id="u")
+    assert session.status is SessionStatus.BUSY
+    assert session.message_count == 1
+
+
+async def test_sessions_and_messages_are_scoped_by_owner(store: SqliteStore) -> None:
+    message = await _accept(store, user="alice")
+    with pytest.raises(NotFound):
+        await store.get_session(session_id=message.session_id, user_id="mallory")
+    with pytest.raises(NotFound):
+        await store.get_message(message_id=message.message_id, user_id="mallory")
+    with pytest.raises(NotFound):
+        await _accept(store, message.session_id, user="mallory")
+    with pytest.raises(NotFound):
+        await store.list_transcript(session_id=message.session_id, user_id="mallory", after=None, limit=10)
+    with pytest.raises(NotFound):
+        await store.delete_session(session_id=message.session_id, user_id="mallory")
+
+
+async def test_reject_policy_refuses_while_a_message_is_pending(store: SqliteStore) -> None:
+    first = await _accept(store)
+    with pytest.raises(SessionBusy) as caught:
+        await _accept(store, first.session_id, reject=True)
+    assert caught.value.extensions["message_id"] == first.message_id
+    await store.finish(message_id=first.message_id, status=MessageStatus.COMPLETED, reply="ok")
+    await _accept(store, first.session_id, reject=True)
+
+
+async def test_concurrent_rejecting_accepts_let_exactly_one_through(store: SqliteStore) -> None:
+    first = await _accept(store)
+    await store.finish(message_id=first.message_id, status=MessageStatus.COMPLETED, reply="ok")
+    results = await asyncio.gather(
+        *(_accept(store, first.session_id, reject=True) for _ in range(10)), return_exceptions=True
+    )
+    assert sum(not isinstance(r, BaseException) for r in results) == 1
+    assert sum(isinstance(r, SessionBusy) for r in results) == 9
+
+
+async def test_pending_messages_come_out_in_arrival_order(store: SqliteStore) -> None:
+    first = await _accept(store, text="1")
+    second = await _accept(store, first.session_id, text="2")
+    assert (await store.next_pending(session_id=first.session_id)).message_id == first.message_id  # type: ignore[union-attr]
+    await store.mark_running(message_id=first.message_id)
+    # A running message (left by a crash) is still the next one: it is resumed before newer ones.
+    assert (await store.next_pending(session_id=first.session_id)).message_id == first.message_id  # type: ignore[union-attr]
+    await store.finish(message_id=first.message_id, status=MessageStatus.COMPLETED, reply="r1")
+    assert (await store.next_pending(session_id=first.session_id)).message_id == second.message_id  # type: ignore[union-attr]
+    assert await store.sessions_with_pending() == [first.session_id]
+
+
+async def test_mark_running_counts_attempts_and_skips_terminal(store: SqliteStore) -> None:
+    message = await _accept(store)
+    running = await store.mark_running(message_id=message.message_id)
+    assert running is not None
+    assert running.status is MessageStatus.RUNNING
+    assert running.attempts == 1
+    again = await store.mark_running(message_id=message.message_id)
+    assert again is not None
+    assert again.attempts == 2
+    assert again.started_at == running.started_at
+    await store.finish(message_id=message.message_id, status=MessageStatus.FAILED, error={"type": "x"})
+    assert await store.mark_running(message_id=message.message_id) is None
+
+
+async def test_a_message_is_finished_exactly_once(store: SqliteStore) -> None:
+    message = await _accept(store)
+    done = await store.finish(message_id=message.message_id, status=MessageStatus.COMPLETED, reply="one")
+    assert done is not None
+    assert done.status is MessageStatus.COMPLETED
+    assert done.finished_at is not None
+    assert (
+        await store.finish(message_id=message.message_id, status=MessageStatus.COMPLETED, reply="two") is None
+    )
+    page = await store.list_transcript(session_id=message.session_id, user_id="u", after=None, limit=10)
+    assert [(e.role, e.content) for e in page.items] == [("user", "hi"), ("assistant", "one")]
+
+
+async def test_finish_refuses_a_non_terminal_status(store: SqliteStore) -> None:
+    message = await _accept(store)
+    with pytest.raises(ValueError, match="terminal"):
+        await store.finish(message_id=message.message_id, status=MessageStatus.RUNNING)
+
+
+async def test_transcript_pairs_each_reply_with_its_message_and_paginates(store: SqliteStore) -> None:
+    first = await _accept(store, text="q0")
+    ids = [first.message_id]
+    for i in range(1, 5):
+        ids.append((await _accept(store, first.session_id, text=f"q{i}")).message_id)
+    # Replies written out of order still appear right after their own message.
+    for i in reversed(range(5)):
+        await store.finish(message_id=ids[i], status=MessageStatus.COMPLETED, reply=f"a{i}")
+    seen = []
+    after = None
+    while True:
+        page = await store.list_transcript(session_id=first.session_id, user_id="u", after=after, limit=3)
+        seen += [e.content for e in page.items]
+        if page.next_position is None:
+            break
+        after = page.next_position
+    assert seen == [x for i in range(5) for x in (f"q{i}", f"a{i}")]
+
+
+async def test_session_status_follows_its_last_message(store: SqliteStore) -> None:
+    message = await _accept(store)
+    sid = message.session_id
+    await store.finish(message_id=message.message_id, status=MessageStatus.FAILED, error={"type": "x"})
+    assert (await store.get_session(session_id=sid, user_id="u")).status is SessionStatus.ERROR
+    second = await _accept(store, sid)
+    interrupt = [{"id": "i1", "value": {"q": "ok?"}}]
+    await store.finish(message_id=second.message_id, status=MessageStatus.INTERRUPTED, interrupt=interrupt)
+    session = await store.get_session(session_id=sid, user_id="u")
+    assert session.status is SessionStatus.INTERRUPTED
+    assert session.pending_interrupts == interrupt
+    third = await _accept(store, sid)
+    await store.finish(message_id=third.message_id, status=MessageStatus.COMPLETED, reply="ok")
+    assert (await store.get_session(session_id=sid, user_id="u")).status is SessionStatus.IDLE
+
+
+async def test_delete_removes_everything_but_not_while_busy(store: SqliteStore) -> None:
+    message = await _accept(store)
+    with pytest.raises(SessionBusy):
+        await store.delete_session(session_id=message.session_id, user_id="u")
+    await store.finish(message_id=message.message_id, status=MessageStatus.COMPLETED, reply="ok")
+    await store.delete_session(session_id=message.session_id, user_id="u")
+    with pytest.raises(NotFound):
+        await store.get_session(session_id=message.session_id, user_id="u")
+    assert await store.load_message(message_id=message.message_id) is None
+
+
+async def test_reopening_applies_no_migration_twice(tmp_path: Path) -> None:
+    path = tmp_path / "p.sqlite"
+    for _ in range(2):
+        s = SqliteStore(path)
+        await s.open()
+        await s.check_ready()
+        await s.close()
+    with sqlite3.connect(path) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM parley_schema_migrations")]
+        journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    assert versions == list(range(1, latest_version("sqlite") + 1))
+    assert journal == "wal"
+
+
+async def test_a_closed_store_is_unavailable_not_crashing(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "p.sqlite")
+    await s.open()
+    await s.close()
+    await s.close()
+    with pytest.raises(StorageUnavailable):
+        await s.check_ready()
+
+
+async def test_a_locked_database_is_reported_as_unavailable_and_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "p.sqlite"
+    s = SqliteStore(path)
+    await s.open()
+    # Another process holds the write lock; our busy timeout is shortened to fail fast.
+    assert s._conn is not None
+    await asyncio.get_running_loop().run_in_executor(s._executor, s._conn.execute, "PRAGMA busy_timeout=50")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StorageUnavailable):
+            await _accept(s)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert await s.sessions_with_pending() == []
+    await s.close()
