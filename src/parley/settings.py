@@ -102,10 +102,16 @@ class Settings(BaseSettings):
 
     @property
     def sqlite_path(self) -> Path:
-        """The SQLite file that holds checkpoints and Parley's own tables."""
+        """The SQLite file of Parley's own tables (sessions, messages, transcript)."""
         if self.database_url is not None:
             return Path(self.database_url.removeprefix("sqlite:///"))
         return self.data_dir / "parley.sqlite"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """The SQLite file of LangGraph's checkpoints, beside Parley's own (see docs/architecture.md)."""
+        path = self.sqlite_path
+        return path.with_name(f"{path.stem}-checkpoints{path.suffix or '.sqlite'}")
 
     @property
     def model_name(self) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from parley.core.errors import NotFound, SessionBusy, StorageUnavailable
+from parley.core.errors import ConfigurationError, NotFound, SessionBusy, StorageUnavailable
 from parley.core.statuses import MessageKind, MessageStatus, SessionStatus
 from parley.storage.migrations.runner import latest_version
 from parley.storage.sqlite_store import SqliteStore
@@ -192,11 +192,9 @@ async def test_a_closed_store_is_unavailable_not_crashing(tmp_path: Path) -> Non
 
 async def test_a_locked_database_is_reported_as_unavailable_and_changes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "p.sqlite"
-    s = SqliteStore(path)
+    s = SqliteStore(path, busy_timeout_ms=50)
     await s.open()
-    # Another process holds the write lock; our busy timeout is shortened to fail fast.
-    assert s._conn is not None
-    await asyncio.get_running_loop().run_in_executor(s._executor, s._conn.execute, "PRAGMA busy_timeout=50")
+    # Something else (a backup tool, an operator's sqlite3 shell) holds the write lock.
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     try:
@@ -206,4 +204,16 @@ async def test_a_locked_database_is_reported_as_unavailable_and_changes_nothing(
         other.execute("ROLLBACK")
         other.close()
     assert await s.sessions_with_pending() == []
+    await _accept(s)
     await s.close()
+
+
+async def test_a_second_process_on_the_same_data_is_refused(tmp_path: Path) -> None:
+    first = SqliteStore(tmp_path / "p.sqlite")
+    await first.open()
+    second = SqliteStore(tmp_path / "p.sqlite")
+    with pytest.raises(ConfigurationError, match="another Parley process"):
+        await second.open()
+    await first.close()
+    await second.open()  # released on close
+    await second.close()

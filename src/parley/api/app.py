@@ -44,7 +44,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         except (OSError, sqlite3.Error) as exc:
             raise ConfigurationError(f"cannot open the database at {settings.sqlite_path}: {exc}") from exc
         stack.push_async_callback(store.close)
-        checkpointer = await stack.enter_async_context(sqlite_checkpointer(settings.sqlite_path))
+        checkpointer = await stack.enter_async_context(sqlite_checkpointer(settings.checkpoint_path))
         model = build_chat_model(settings)
         graph = load_graph(
             settings.graph,

@@ -1,0 +1,61 @@
+"""``python -m bench [latency|throughput|bounded ...] [--quick]``: run benchmarks, print ratios."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from bench import bounded, latency, throughput
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("which", nargs="*", default=["latency", "throughput", "bounded"])
+    parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
+    args = parser.parse_args()
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
+        workdir = Path(tmp)
+        for name in args.which:
+            started = time.monotonic()
+            if name == "latency":
+                results[name] = latency.run(workdir, turns=100 if args.quick else 500)
+            elif name == "throughput":
+                results[name] = (
+                    throughput.run(workdir, sessions=40, per_session=5, rounds=1)
+                    if args.quick
+                    else throughput.run(workdir)
+                )
+            elif name == "bounded":
+                results[name] = bounded.run(workdir, turns=200 if args.quick else 1000)
+            else:
+                parser.error(f"unknown benchmark {name!r}")
+            results[name]["seconds"] = round(time.monotonic() - started, 1)
+            print(f"== {name}\n{json.dumps(results[name], indent=2)}", flush=True)
+    print("== summary")
+    if "latency" in results:
+        r = results["latency"]
+        print(
+            f"latency: Parley p50 {r['parley_p50_ms']:.2f} ms vs in-process {r['in_process_p50_ms']:.2f} ms "
+            f"(adds {r['parley_adds_p50_ms']:.2f} ms; HTTP alone adds {r['http_adds_p50_ms']:.2f} ms); "
+            f"p99 {r['parley_p99_ms']:.2f} vs {r['in_process_p99_ms']:.2f} ms  [target: adds < 5 ms]"
+        )
+    if "throughput" in results:
+        r = results["throughput"]
+        print(
+            f"throughput: Parley / minimal endpoint = {r['ratio_best']:.2f} "
+            f"({max(r['parley_turns_per_s'])} vs {max(r['endpoint_turns_per_s'])} turns/s)  [target >= 0.9]"
+        )
+    if "bounded" in results:
+        r = results["bounded"]
+        print(
+            f"bounded state: turn {r['turns']} / turn 10 = {r['ratio']:.2f} "
+            f"({r['turn_1000_ms']:.2f} vs {r['turn_10_ms']:.2f} ms)  [target <= 1.3]"
+        )
+
+
+if __name__ == "__main__":
+    main()
