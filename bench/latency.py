@@ -1,4 +1,8 @@
-"""Sequential inline turns: Parley over HTTP against the same graph and checkpointer in-process."""
+"""Sequential inline turns: Parley over HTTP against the same graph and checkpointer in-process.
+
+The three contenders — the graph invoked in-process (no HTTP), a minimal FastAPI endpoint invoking it,
+and Parley — take turns request by request, so that the machine's drifting load hits all three alike.
+"""
 
 from __future__ import annotations
 
@@ -19,71 +23,70 @@ from parley.settings import Settings
 from parley.storage.checkpointer import sqlite_checkpointer
 
 SESSIONS = 10
+WARMUP = 30
 
 
-async def _in_process(path: Path, turns: int) -> list[float]:
-    settings = Settings(data_dir=path.parent)
-    async with sqlite_checkpointer(path) as saver:
+async def _measure(workdir: Path, endpoint_url: str, parley_url: str, turns: int) -> dict[str, list[float]]:
+    settings = Settings(data_dir=workdir)
+    timings: dict[str, list[float]] = {"in_process": [], "endpoint": [], "parley": []}
+    async with (
+        sqlite_checkpointer(workdir / "latency-inproc.sqlite") as saver,
+        httpx.AsyncClient(timeout=30) as client,
+    ):
         graph = build_graph(GraphContext(model=ScriptedChatModel(), settings=settings)).compile(
             checkpointer=saver
         )
         threads = [str(uuid.uuid4()) for _ in range(SESSIONS)]
-        timings = []
-        for i in range(turns):
-            config: Any = {"configurable": {"thread_id": threads[i % SESSIONS]}}
+        parley_sessions: list[str] = []
+        for i in range(turns + WARMUP):
+            text = f"message {i}"
+            session = i % SESSIONS
+
             started = time.perf_counter()
+            config: Any = {"configurable": {"thread_id": threads[session]}}
             await graph.ainvoke(
-                {"messages": [HumanMessage(f"message {i}", id=str(uuid.uuid4()))]},
+                {"messages": [HumanMessage(text, id=str(uuid.uuid4()))]},
                 config,
                 durability=settings.durability,
             )
-            timings.append(time.perf_counter() - started)
-        return timings
+            in_process = time.perf_counter() - started
 
-
-def _over_http(url: str, turns: int, *, parley: bool) -> list[float]:
-    timings = []
-    with httpx.Client(base_url=url, timeout=30) as client:
-        sessions: list[str] = []
-        for i in range(turns):
             started = time.perf_counter()
-            if parley:
-                body: dict[str, Any] = {"user_id": "bench", "message": f"message {i}", "wait": 30}
-                if len(sessions) == SESSIONS:
-                    body["session_id"] = sessions[i % SESSIONS]
-                response = client.post("/v1/chat", json=body)
-                if len(sessions) < SESSIONS:
-                    sessions.append(response.json()["session_id"])
-            else:
-                if len(sessions) < SESSIONS:
-                    sessions.append(str(uuid.uuid4()))
-                response = client.post(
-                    "/chat", json={"session_id": sessions[i % SESSIONS], "message": f"message {i}"}
-                )
-            timings.append(time.perf_counter() - started)
+            response = await client.post(
+                f"{endpoint_url}/chat", json={"session_id": threads[session], "message": text}
+            )
+            endpoint = time.perf_counter() - started
             assert response.status_code == 200, response.text
-        if parley:
-            assert response.json()["status"] == "completed"
+
+            body: dict[str, Any] = {"user_id": "bench", "message": text, "wait": 30}
+            if len(parley_sessions) == SESSIONS:
+                body["session_id"] = parley_sessions[session]
+            started = time.perf_counter()
+            response = await client.post(f"{parley_url}/v1/chat", json=body)
+            parley = time.perf_counter() - started
+            assert response.status_code == 200, response.text
+            assert response.json()["status"] == "completed", response.text
+            if len(parley_sessions) < SESSIONS:
+                parley_sessions.append(response.json()["session_id"])
+
+            if i >= WARMUP:
+                timings["in_process"].append(in_process)
+                timings["endpoint"].append(endpoint)
+                timings["parley"].append(parley)
     return timings
 
 
 def run(workdir: Path, *, turns: int) -> dict[str, Any]:
-    warmup = 30
-    in_process = asyncio.run(_in_process(workdir / "inproc.sqlite", turns + warmup))[warmup:]
-    with baseline_server(workdir / "latency-baseline.sqlite") as server:
-        endpoint = _over_http(server.url, turns + warmup, parley=False)[warmup:]
-    with parley_server(workdir / "latency-parley") as server:
-        parley = _over_http(server.url, turns + warmup, parley=True)[warmup:]
+    with (
+        baseline_server(workdir / "latency-baseline.sqlite") as endpoint,
+        parley_server(workdir / "latency-parley") as parley,
+    ):
+        timings = asyncio.run(_measure(workdir, endpoint.url, parley.url, turns))
     ms = 1000.0
-    result = {
-        "turns": turns,
-        "in_process_p50_ms": percentile(in_process, 50) * ms,
-        "in_process_p99_ms": percentile(in_process, 99) * ms,
-        "endpoint_p50_ms": percentile(endpoint, 50) * ms,
-        "endpoint_p99_ms": percentile(endpoint, 99) * ms,
-        "parley_p50_ms": percentile(parley, 50) * ms,
-        "parley_p99_ms": percentile(parley, 99) * ms,
-    }
+    result: dict[str, Any] = {"turns": turns}
+    for name, values in timings.items():
+        result[f"{name}_p50_ms"] = percentile(values, 50) * ms
+        result[f"{name}_p99_ms"] = percentile(values, 99) * ms
     result["parley_adds_p50_ms"] = result["parley_p50_ms"] - result["in_process_p50_ms"]
     result["http_adds_p50_ms"] = result["endpoint_p50_ms"] - result["in_process_p50_ms"]
     result["parley_over_endpoint_p50_ms"] = result["parley_p50_ms"] - result["endpoint_p50_ms"]
