@@ -42,3 +42,10 @@ async def test_an_unexpected_error_is_a_500_problem_without_internals(harness: A
     assert response.headers["content-type"] == "application/problem+json"
     assert "secret" not in response.text
     assert "Traceback" not in response.text
+
+
+async def test_startup_says_when_no_model_is_configured(
+    harness_factory: Any, make_settings: Any, caplog: Any
+) -> None:
+    await harness_factory(make_settings(model=None))
+    assert "PARLEY_MODEL is not set" in caplog.text

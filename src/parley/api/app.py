@@ -68,6 +68,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with open_services(settings) as services:
         app.state.services = services
         await services.runner.start()
+        if settings.model is None:
+            logger.warning(
+                "PARLEY_MODEL is not set: using the deterministic 'scripted' model, which echoes. "
+                "Set PARLEY_MODEL=provider:model (e.g. openai:gpt-4o-mini) for a real one."
+            )
         logger.info(
             "parley ready: storage=%s graph=%s model=%s",
             settings.sqlite_path,

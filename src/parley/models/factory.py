@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 from langchain_core.language_models import BaseChatModel
 
 from parley.core.errors import ConfigurationError
 from parley.models.scripted import ScriptedChatModel, load_script
 from parley.settings import Settings
-
-logger = logging.getLogger(__name__)
 
 
 def build_chat_model(settings: Settings) -> BaseChatModel:
@@ -21,11 +17,6 @@ def build_chat_model(settings: Settings) -> BaseChatModel:
     """
     name = settings.model_name
     if name == "scripted":
-        if settings.model is None:
-            logger.warning(
-                "PARLEY_MODEL is not set: using the deterministic 'scripted' model, which echoes. "
-                "Set PARLEY_MODEL=provider:model (e.g. openai:gpt-4o-mini) for a real one."
-            )
         script = load_script(settings.scripted_script) if settings.scripted_script else []
         return ScriptedChatModel(script=script)
     if name == "local":
