@@ -75,6 +75,18 @@ class Settings(BaseSettings):
         description="LangGraph checkpoint durability: sync writes every step before the next.",
     )
 
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Starts of a turn before it fails: transient errors and crashes both count.",
+    )
+    retry_base_seconds: float = Field(default=0.5, ge=0, description="First retry's backoff.")
+    retry_max_seconds: float = Field(default=30.0, ge=0, description="Longest backoff between tries.")
+    turn_timeout_seconds: float = Field(
+        default=300.0, gt=0, description="A turn running longer ends failed with reason 'timeout'."
+    )
+
     max_message_chars: int = Field(default=16_000, ge=1)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)

@@ -20,7 +20,7 @@ from parley.bots.context import GraphContext
 from parley.core.errors import ConfigurationError
 from parley.core.events import EventBus
 from parley.core.graph_loader import load_graph
-from parley.core.turns import TurnExecutor
+from parley.core.turns import TurnExecutor, TurnPolicy
 from parley.models.factory import build_chat_model
 from parley.runners.inprocess import InProcessRunner
 from parley.settings import Settings
@@ -52,7 +52,19 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             checkpointer=checkpointer,
         )
         bus = EventBus()
-        executor = TurnExecutor(graph=graph, store=store, bus=bus, durability=settings.durability)
+        executor = TurnExecutor(
+            graph=graph,
+            checkpointer=checkpointer,
+            store=store,
+            bus=bus,
+            policy=TurnPolicy(
+                durability=settings.durability,
+                max_attempts=settings.max_attempts,
+                retry_base_seconds=settings.retry_base_seconds,
+                retry_max_seconds=settings.retry_max_seconds,
+                timeout_seconds=settings.turn_timeout_seconds,
+            ),
+        )
         runner = InProcessRunner(store=store, executor=executor, max_concurrent=settings.max_concurrent_turns)
         services = Services(settings=settings, store=store, bus=bus, runner=runner, checkpointer=checkpointer)
         try:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
+from parley.core.errors import Conflict
 from parley.core.events import EventBus
-from parley.core.statuses import MessageKind
+from parley.core.statuses import MessageKind, MessageStatus
 from parley.runners.base import Runner
 from parley.storage.records import MessageRecord
 from parley.storage.store import Store
@@ -20,6 +21,7 @@ async def submit_chat(
     session_id: str | None,
     content: str,
     reject_if_busy: bool,
+    idempotency_key: str | None = None,
 ) -> MessageRecord:
     """Record the user's message durably, then have its turn run. Returns the ``queued`` record.
 
@@ -32,8 +34,10 @@ async def submit_chat(
         content=content,
         kind=MessageKind.CHAT,
         reject_if_busy=reject_if_busy,
+        idempotency_key=idempotency_key,
     )
-    runner.notify(record.session_id)
+    if not record.status.is_terminal:
+        runner.notify(record.session_id)
     return record
 
 
@@ -67,3 +71,37 @@ async def wait_for_terminal(
         else:
             return current
     return await store.get_message(message_id=message.message_id, user_id=message.user_id)
+
+
+async def cancel_message(
+    *,
+    store: Store,
+    runner: Runner,
+    bus: EventBus,
+    message_id: str,
+    user_id: str,
+    wait: float,
+) -> MessageRecord:
+    """Cancel a queued or running turn; the cancelled record (or, if the turn is slow to stop, the
+    latest state after ``wait`` seconds). ``Conflict`` if the message had already ended.
+
+    A queued message is cancelled in storage, atomically, so it can never start. A running one is
+    cancelled in its runner; the turn then rolls the session's state back to where it started.
+    """
+    record = await store.get_message(message_id=message_id, user_id=user_id)
+    if record.status.is_terminal:
+        raise Conflict(
+            f"Message {message_id} has already ended ({record.status.value}).", status=record.status.value
+        )
+    cancelled = await store.cancel_if_queued(message_id=message_id)
+    if cancelled is not None:
+        bus.publish(message_id, "done", cancelled)
+        return cancelled
+    runner.cancel(message_id)
+    final = await wait_for_terminal(store=store, bus=bus, message=record, timeout=wait)
+    if final.status.is_terminal and final.status is not MessageStatus.CANCELLED:
+        raise Conflict(
+            f"Message {message_id} ended ({final.status.value}) before it could be cancelled.",
+            status=final.status.value,
+        )
+    return final

@@ -45,3 +45,7 @@ class MessageKind(StrEnum):
 
     CHAT = "chat"
     RESUME = "resume"
+
+
+CANCELLED_ERROR = {"type": "cancelled", "detail": "The turn was cancelled by request."}
+"""The ``error`` of a cancelled message, so a client can tell why it has no reply."""

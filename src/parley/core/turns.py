@@ -1,4 +1,25 @@
-"""One turn: run the graph for one message and give the message its terminal status."""
+"""One turn: run the graph for one message and give the message exactly one terminal status.
+
+The rules a turn follows, whatever interrupts it:
+
+- **Resume, never repeat.** Checkpoints carry the message id (``parley_message_id``). A turn started again
+  (after a crash, a retry or a restart) first reads the session's latest checkpoint: if its own input is
+  already there it continues from that checkpoint with no new input — completed steps are not run again
+  (with ``durability="sync"``, every step is a checkpoint) — and if the graph already finished, it only
+  records the outcome. The user's message also enters the state under the message id, so even feeding it
+  twice could not append it twice.
+- **Retry what is transient.** Timeouts, rate limits, 5xx answers and a locked database are retried with
+  exponential backoff and jitter, continuing from the last checkpoint. Every start counts in ``attempts``,
+  stored on the message; past ``max_attempts`` the message fails. A message picked up with its attempts
+  already spent (it crashed the process every time) fails without running: no crash loops.
+- **A deadline per turn**: past ``turn_timeout_seconds`` (retries and backoff included) it fails, reason
+  ``timeout``.
+- **Failed or cancelled leaves no trace in the graph state**: the session's state goes back to the
+  checkpoint the turn started from, so the next turn never sees half a turn (say, a tool call without its
+  result). Side effects already made are not undone; they carry idempotency keys.
+- **Stopping is not failing**: when the process stops, a running turn is cancelled and its message goes
+  back to ``queued`` without spending an attempt; the next start runs it.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +31,14 @@ from typing import Any, Literal, cast
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.pregel import Pregel
 from langgraph.types import Command, Interrupt
 
+from parley.core.errors import StorageUnavailable
 from parley.core.events import EventBus
-from parley.core.statuses import MessageKind, MessageStatus
+from parley.core.retry import backoff_seconds, is_transient
+from parley.core.statuses import CANCELLED_ERROR, MessageKind, MessageStatus
 from parley.storage.records import MessageRecord
 from parley.storage.store import Store
 
@@ -24,6 +48,19 @@ Durability = Literal["sync", "async", "exit"]
 
 CHECKPOINT_TAG = "parley_message_id"
 """Checkpoint metadata key naming the message whose turn wrote the checkpoint."""
+ROLLBACK_TAG = "parley_rollback_of"
+"""Checkpoint metadata key of the checkpoint that undid a failed or cancelled turn."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnPolicy:
+    """How turns run: checkpointing, retries, deadline."""
+
+    durability: Durability = "sync"
+    max_attempts: int = 3
+    retry_base_seconds: float = 0.5
+    retry_max_seconds: float = 30.0
+    timeout_seconds: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +73,11 @@ class TurnOutcome:
     error: dict[str, Any] | None = None
 
 
-def _text(message: BaseMessage) -> str:
-    return str(message.text)
+def _failed(kind: str, detail: str) -> TurnOutcome:
+    return TurnOutcome(status=MessageStatus.FAILED, error={"type": kind, "detail": detail})
+
+
+_CANCELLED = TurnOutcome(status=MessageStatus.CANCELLED, error=CANCELLED_ERROR)
 
 
 def reply_of(messages: Sequence[BaseMessage], *, message_id: str) -> str | None:
@@ -53,7 +93,7 @@ def reply_of(messages: Sequence[BaseMessage], *, message_id: str) -> str | None:
             break
     for message in reversed(messages[start:]):
         if isinstance(message, AIMessage):
-            text = _text(message)
+            text = str(message.text)
             return text if text or not message.tool_calls else None
     return None
 
@@ -62,75 +102,170 @@ def _interrupts(values: Sequence[Interrupt]) -> list[dict[str, Any]]:
     return [{"id": i.id, "value": i.value} for i in values]
 
 
+def _outcome_of_state(
+    values: dict[str, Any] | None, interrupts: Sequence[Interrupt], message_id: str
+) -> TurnOutcome:
+    if interrupts:
+        return TurnOutcome(status=MessageStatus.INTERRUPTED, interrupt=_interrupts(interrupts))
+    messages = (values or {}).get("messages") or []
+    return TurnOutcome(status=MessageStatus.COMPLETED, reply=reply_of(messages, message_id=message_id))
+
+
+def _thread(session_id: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": session_id}}
+
+
 class TurnExecutor:
-    """Runs turns of the hosted graph and records their outcome."""
+    """Runs turns of the hosted graph and records their outcome (see the module docstring)."""
 
     def __init__(
         self,
         *,
         graph: Pregel[Any, Any, Any, Any],
+        checkpointer: BaseCheckpointSaver[Any],
         store: Store,
         bus: EventBus,
-        durability: Durability,
+        policy: TurnPolicy,
     ) -> None:
         self._graph = graph
+        self._checkpointer = checkpointer
         self._store = store
         self._bus = bus
-        self._durability = durability
+        self._policy = policy
+        self._cancel_requests: set[str] = set()
+
+    def request_cancel(self, message_id: str) -> None:
+        """Mark a message cancelled: a turn that has not started will not; one running is cancelled by
+        the runner, and this mark tells that cancellation from a shutdown."""
+        self._cancel_requests.add(message_id)
+
+    def forget_cancel(self, message_id: str) -> None:
+        """Drop a cancel mark whose message ended anyway."""
+        self._cancel_requests.discard(message_id)
 
     async def run(self, message: MessageRecord) -> MessageRecord | None:
-        """Run ``message``'s turn to a terminal status; None if it was already terminal.
-
-        ``asyncio.CancelledError`` (the runner stopping) propagates and leaves the message pending,
-        so the next start picks it up again: stopping the process never fails a message.
-        """
-        running = await self._store.mark_running(message_id=message.message_id)
+        """Run ``message``'s turn to a terminal status; None if it was already terminal."""
+        message_id = message.message_id
+        running = await self._store.mark_running(message_id=message_id)
         if running is None:
+            self._cancel_requests.discard(message_id)
             return None
-        self._bus.publish(message.message_id, "status", {"status": MessageStatus.RUNNING.value})
         try:
-            outcome = await self._invoke(running)
+            if message_id in self._cancel_requests:
+                outcome = _CANCELLED
+            elif running.attempts > self._policy.max_attempts:
+                outcome = _failed(
+                    "attempts_exhausted",
+                    f"The turn was started {running.attempts - 1} times without finishing; given up.",
+                )
+            else:
+                self._bus.publish(message_id, "status", {"status": MessageStatus.RUNNING.value})
+                outcome = await self._attempts(running)
         except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            logger.exception("turn failed: message %s session %s", message.message_id, message.session_id)
-            outcome = TurnOutcome(
-                status=MessageStatus.FAILED,
-                error={
-                    "type": "turn_failed",
-                    "detail": f"The turn failed ({type(exc).__name__}); the session remains usable.",
-                },
-            )
+            if message_id not in self._cancel_requests:
+                await self._release(message_id)
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            outcome = _CANCELLED
+        if outcome.status in (MessageStatus.FAILED, MessageStatus.CANCELLED):
+            try:
+                await self._rollback(running)
+            except Exception:
+                # The outcome stands; the next turn then starts from the half turn's checkpoint.
+                logger.exception("could not roll back the state of message %s", message_id)
         final = await self._store.finish(
-            message_id=message.message_id,
+            message_id=message_id,
             status=outcome.status,
             reply=outcome.reply,
             interrupt=outcome.interrupt,
             error=outcome.error,
         )
+        self._cancel_requests.discard(message_id)
         if final is not None:
-            self._bus.publish(message.message_id, "done", final)
+            self._bus.publish(message_id, "done", final)
         return final
 
-    def _graph_input(self, message: MessageRecord) -> Any:
+    async def _release(self, message_id: str) -> None:
+        try:
+            await self._store.release(message_id=message_id)
+        except StorageUnavailable:
+            # Left 'running': the next start resumes it all the same (spending one attempt).
+            logger.warning("could not release message %s while stopping", message_id)
+
+    async def _attempts(self, first: MessageRecord) -> TurnOutcome:
+        try:
+            async with asyncio.timeout(self._policy.timeout_seconds):
+                return await self._retrying(first)
+        except TimeoutError:
+            # Transient TimeoutErrors are handled inside; one that gets here is the deadline's own.
+            return _failed("timeout", f"The turn took longer than {self._policy.timeout_seconds:g} s.")
+
+    async def _retrying(self, record: MessageRecord) -> TurnOutcome:
+        while True:
+            try:
+                return await self._invoke(record)
+            except Exception as exc:
+                transient = is_transient(exc)
+                logger.warning(
+                    "turn attempt %d of message %s failed (%s)%s",
+                    record.attempts,
+                    record.message_id,
+                    type(exc).__name__,
+                    "; will retry" if transient and record.attempts < self._policy.max_attempts else "",
+                    exc_info=not transient,
+                )
+                if not transient:
+                    return _failed(
+                        "turn_failed",
+                        f"The turn failed ({type(exc).__name__}); the session remains usable.",
+                    )
+                if record.attempts >= self._policy.max_attempts:
+                    return _failed(
+                        "retries_exhausted",
+                        f"The turn failed {record.attempts} times ({type(exc).__name__}); "
+                        "the session remains usable.",
+                    )
+            await asyncio.sleep(
+                backoff_seconds(
+                    record.attempts,
+                    base=self._policy.retry_base_seconds,
+                    cap=self._policy.retry_max_seconds,
+                )
+            )
+            again = await self._store.mark_running(message_id=record.message_id)
+            if again is None:
+                raise RuntimeError(f"message {record.message_id} ended while its turn was retrying")
+            record = again
+
+    def _fresh_input(self, message: MessageRecord) -> Any:
         if message.kind is MessageKind.RESUME:
             return Command(resume=message.resume)
         # The message id doubles as the LangChain message id: add_messages replaces by id, so feeding
-        # the same message twice (a retried turn) cannot append it twice.
+        # the same message twice cannot append it twice.
         return {"messages": [HumanMessage(content=message.content or "", id=message.message_id)]}
 
     async def _invoke(self, message: MessageRecord) -> TurnOutcome:
+        graph_input = self._fresh_input(message)
+        if message.attempts > 1:
+            snapshot = await self._graph.aget_state(_thread(message.session_id))
+            if (snapshot.metadata or {}).get(CHECKPOINT_TAG) == message.message_id:
+                if snapshot.interrupts or not snapshot.next:
+                    # The graph had already paused or finished; only the outcome was not recorded.
+                    return _outcome_of_state(snapshot.values, snapshot.interrupts, message.message_id)
+                graph_input = None  # continue from the last completed step
         config: dict[str, Any] = {
-            "configurable": {"thread_id": message.session_id},
+            **_thread(message.session_id),
             "metadata": {CHECKPOINT_TAG: message.message_id},
         }
         values: dict[str, Any] | None = None
         interrupts: list[Interrupt] = []
         async for raw in self._graph.astream(
-            self._graph_input(message),
+            graph_input,
             cast("RunnableConfig", config),
             stream_mode=["updates", "values"],
-            durability=self._durability,
+            durability=self._policy.durability,
             version="v2",
         ):
             # The stream parts are TypedDicts of a union too wide to narrow usefully; read as dicts.
@@ -148,10 +283,21 @@ class TurnExecutor:
                     nodes = [n for n in data if not n.startswith("__")]
                     if nodes:
                         self._bus.publish(message.message_id, "update", {"nodes": nodes})
-        if interrupts:
-            return TurnOutcome(status=MessageStatus.INTERRUPTED, interrupt=_interrupts(interrupts))
-        messages = (values or {}).get("messages") or []
-        return TurnOutcome(
-            status=MessageStatus.COMPLETED,
-            reply=reply_of(messages, message_id=message.message_id),
-        )
+        return _outcome_of_state(values, interrupts, message.message_id)
+
+    async def _rollback(self, message: MessageRecord) -> None:
+        """Put the session's graph state back where this turn found it (see the module docstring)."""
+        thread = _thread(message.session_id)
+        latest = await self._checkpointer.aget_tuple(thread)
+        if latest is None or latest.metadata.get(CHECKPOINT_TAG) != message.message_id:
+            return  # the turn wrote nothing
+        before: CheckpointTuple | None = latest
+        while before is not None and before.metadata.get(CHECKPOINT_TAG) == message.message_id:
+            before = (
+                await self._checkpointer.aget_tuple(before.parent_config) if before.parent_config else None
+            )
+        if before is None:
+            await self._checkpointer.adelete_thread(message.session_id)
+            return
+        config = cast("RunnableConfig", {**before.config, "metadata": {ROLLBACK_TAG: message.message_id}})
+        await self._graph.aupdate_state(config, None)

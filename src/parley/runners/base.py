@@ -14,6 +14,9 @@ class Runner(Protocol):
     def notify(self, session_id: str) -> None:
         """A message was accepted for ``session_id``: make sure its turns get run."""
 
+    def cancel(self, message_id: str) -> None:
+        """Cancel the message's turn if it is running or about to run here."""
+
     async def stop(self, *, grace: float) -> None:
         """Stop taking turns; give running ones ``grace`` seconds, leave the rest pending."""
 

@@ -28,6 +28,8 @@ class InProcessRunner:
         self._executor = executor
         self._slots = asyncio.Semaphore(max_concurrent)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # The turn each session is running now, by message id: what cancel() cancels.
+        self._turns: dict[str, asyncio.Task[object]] = {}
         # Sessions notified while their task was between "no more work" and exiting.
         self._dirty: set[str] = set()
         self._accepting = False
@@ -76,7 +78,13 @@ class InProcessRunner:
                             continue
                         return
                     async with self._slots:
-                        await self._executor.run(message)
+                        # Its own task, so that a cancel stops this turn and not the session's loop.
+                        turn = asyncio.create_task(self._executor.run(message))
+                        self._turns[message.message_id] = turn
+                        try:
+                            await turn
+                        finally:
+                            self._turns.pop(message.message_id, None)
                     backoff = 0.5
                 except StorageUnavailable:
                     logger.warning(
@@ -89,6 +97,13 @@ class InProcessRunner:
         finally:
             self._tasks.pop(session_id, None)
             self._dirty.discard(session_id)
+
+    def cancel(self, message_id: str) -> None:
+        """Cancel a running turn, or make sure a queued one will not start."""
+        self._executor.request_cancel(message_id)
+        turn = self._turns.get(message_id)
+        if turn is not None:
+            turn.cancel()
 
     async def stop(self, *, grace: float) -> None:
         """Stop taking turns; wait up to ``grace`` seconds for running ones, then cancel the rest.

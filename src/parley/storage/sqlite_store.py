@@ -13,6 +13,7 @@ inside, so check-then-insert sequences (busy policy, ordering) cannot interleave
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import sqlite3
 import uuid
@@ -21,8 +22,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from parley.core.errors import ConfigurationError, NotFound, SessionBusy, StorageUnavailable
-from parley.core.statuses import PENDING_STATUSES, MessageKind, MessageStatus
+from parley.core.errors import (
+    ConfigurationError,
+    InvalidInput,
+    NotFound,
+    SessionBusy,
+    StorageUnavailable,
+)
+from parley.core.statuses import CANCELLED_ERROR, PENDING_STATUSES, MessageKind, MessageStatus
 from parley.storage.migrations.runner import apply_sqlite_migrations, latest_version
 from parley.storage.records import MessageRecord, SessionRecord, TranscriptEntry, TranscriptPage
 
@@ -64,6 +71,11 @@ def _exclusive_lock(path: Path) -> IO[bytes]:
             "embedded mode serves one data directory from one process"
         ) from None
     return handle
+
+
+def _request_hash(*parts: str | None) -> str:
+    """What an idempotent repeat must match: the same session, content and kind."""
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
 def _now() -> str:
@@ -182,12 +194,27 @@ class SqliteStore:
         kind: MessageKind,
         reject_if_busy: bool,
         resume: Any = None,
+        idempotency_key: str | None = None,
     ) -> MessageRecord:
         """See ``Store.accept_message``."""
         resume_json = None if resume is None else json.dumps(resume)
+        request_hash = _request_hash(session_id, content, kind, resume_json)
 
         def _tx(conn: sqlite3.Connection) -> MessageRecord:
             now = _now()
+            if idempotency_key is not None:
+                earlier = conn.execute(
+                    f"SELECT {_MESSAGE_COLUMNS}, request_hash FROM parley_messages "
+                    "WHERE user_id = ? AND idempotency_key = ?",
+                    (user_id, idempotency_key),
+                ).fetchone()
+                if earlier is not None:
+                    if earlier["request_hash"] != request_hash:
+                        raise InvalidInput(
+                            "was used before with a different request",
+                            loc=["header", "Idempotency-Key"],
+                        )
+                    return _message(earlier)
             sid = session_id
             if sid is None:
                 sid = str(uuid.uuid4())
@@ -218,8 +245,8 @@ class SqliteStore:
             message_id = str(uuid.uuid4())
             row = conn.execute(
                 f"INSERT INTO parley_messages (message_id, session_id, user_id, kind, content, "
-                f"resume, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                f"RETURNING {_MESSAGE_COLUMNS}",
+                f"resume, status, created_at, updated_at, idempotency_key, request_hash) "
+                f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_MESSAGE_COLUMNS}",
                 (
                     message_id,
                     sid,
@@ -230,6 +257,8 @@ class SqliteStore:
                     MessageStatus.QUEUED.value,
                     now,
                     now,
+                    idempotency_key,
+                    request_hash,
                 ),
             ).fetchone()
             record = _message(row)
@@ -307,6 +336,37 @@ class SqliteStore:
                 "started_at = coalesce(started_at, ?), updated_at = ? "
                 f"WHERE message_id = ? AND status IN {_PENDING_SQL} RETURNING {_MESSAGE_COLUMNS}",
                 (now, now, message_id),
+            ).fetchone()
+            return row
+
+        row = await self._run(lambda conn: self._write(conn, _tx))
+        return None if row is None else _message(row)
+
+    async def release(self, *, message_id: str) -> MessageRecord | None:
+        """See ``Store.release``."""
+
+        def _tx(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            now = _now()
+            row: sqlite3.Row | None = conn.execute(
+                "UPDATE parley_messages SET status = 'queued', attempts = max(attempts - 1, 0), "
+                f"updated_at = ? WHERE message_id = ? AND status = 'running' RETURNING {_MESSAGE_COLUMNS}",
+                (now, message_id),
+            ).fetchone()
+            return row
+
+        row = await self._run(lambda conn: self._write(conn, _tx))
+        return None if row is None else _message(row)
+
+    async def cancel_if_queued(self, *, message_id: str) -> MessageRecord | None:
+        """See ``Store.cancel_if_queued``."""
+
+        def _tx(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            now = _now()
+            row: sqlite3.Row | None = conn.execute(
+                "UPDATE parley_messages SET status = 'cancelled', finished_at = ?, updated_at = ?, "
+                "error = ? WHERE message_id = ? AND status = 'queued' "
+                f"RETURNING {_MESSAGE_COLUMNS}",
+                (now, now, json.dumps(CANCELLED_ERROR), message_id),
             ).fetchone()
             return row
 

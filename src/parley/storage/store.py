@@ -33,11 +33,14 @@ class Store(Protocol):
         kind: MessageKind,
         reject_if_busy: bool,
         resume: Any = None,
+        idempotency_key: str | None = None,
     ) -> MessageRecord:
         """Record a message as ``queued`` (creating the session when ``session_id`` is None).
 
         One transaction: the ownership check, the busy check, the message row and the user's transcript
-        line are written together or not at all. Raises ``NotFound`` or ``SessionBusy``.
+        line are written together or not at all. Raises ``NotFound`` or ``SessionBusy``. With an
+        ``idempotency_key`` the user used before, returns that earlier message instead (``InvalidInput``
+        if the earlier request differed).
         """
 
     async def get_message(self, *, message_id: str, user_id: str) -> MessageRecord:
@@ -54,6 +57,13 @@ class Store(Protocol):
 
     async def mark_running(self, *, message_id: str) -> MessageRecord | None:
         """Move a pending message to ``running`` and count the attempt; None if already terminal."""
+
+    async def release(self, *, message_id: str) -> MessageRecord | None:
+        """Put a ``running`` message back to ``queued`` without counting the attempt (the process is
+        stopping; the turn was not at fault). None if it was not running."""
+
+    async def cancel_if_queued(self, *, message_id: str) -> MessageRecord | None:
+        """Cancel a message whose turn has not started; None if it is no longer ``queued``."""
 
     async def finish(
         self,

@@ -57,6 +57,15 @@ async def post_chat(
     services: ServicesDep,
     response: Response,
     prefer: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=200,
+            description="Repeat a POST with the same key (after a lost response) to get the same "
+            "message back instead of sending it twice.",
+        ),
+    ] = None,
 ) -> MessageOut:
     settings = services.settings
     if len(body.message) > settings.max_message_chars:
@@ -71,6 +80,7 @@ async def post_chat(
         session_id=body.session_id,
         content=body.message,
         reject_if_busy=settings.busy_policy is BusyPolicy.REJECT,
+        idempotency_key=idempotency_key,
     )
     record = await wait_for_terminal(store=services.store, bus=services.bus, message=record, timeout=wait)
     return message_response(record, response, prefer_async=wait == 0 and prefer is not None)

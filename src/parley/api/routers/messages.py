@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
 
 from parley.api.deps import ServicesDep, UserIdHeader
 from parley.api.schemas import MessageOut, Problem
+from parley.core.messages import cancel_message
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
+
+MessageId = Annotated[str, Path(min_length=1, max_length=100)]
+CANCEL_WAIT_SECONDS = 10.0
 
 
 @router.get(
@@ -19,7 +25,37 @@ router = APIRouter(prefix="/v1/messages", tags=["messages"])
 async def get_message(
     services: ServicesDep,
     user_id: UserIdHeader,
-    message_id: str = Path(min_length=1, max_length=100),
+    message_id: MessageId,
 ) -> MessageOut:
     record = await services.store.get_message(message_id=message_id, user_id=user_id)
+    return MessageOut.of(record)
+
+
+@router.post(
+    "/{message_id}/cancel",
+    response_model=MessageOut,
+    responses={
+        202: {"model": MessageOut, "description": "Cancellation requested; the turn is still stopping."},
+        404: {"model": Problem},
+        409: {"model": Problem, "description": "The message had already ended."},
+    },
+    summary="Cancel a queued or running turn",
+)
+async def post_cancel(
+    services: ServicesDep,
+    user_id: UserIdHeader,
+    message_id: MessageId,
+    response: Response,
+) -> MessageOut:
+    record = await cancel_message(
+        store=services.store,
+        runner=services.runner,
+        bus=services.bus,
+        message_id=message_id,
+        user_id=user_id,
+        wait=CANCEL_WAIT_SECONDS,
+    )
+    if not record.status.is_terminal:
+        response.status_code = 202
+        response.headers["Location"] = f"/v1/messages/{record.message_id}"
     return MessageOut.of(record)
