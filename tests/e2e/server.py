@@ -69,6 +69,17 @@ class ServerProcess:
         self.kill()
         raise RuntimeError(f"server not ready within {ready_within}s:\n{self.log()}")
 
+    def restart(self) -> ServerProcess:
+        """Start again on the same port and data (after a kill or a stop)."""
+        self.kill()
+        return self.start()
+
+    def sigkill(self) -> None:
+        """Kill the process at once, as a crash or an OOM killer would."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

@@ -1,7 +1,8 @@
 """A user-supplied graph for tests: it reports what it saw, so tests can check order and overlap.
 
 Its reply is JSON: how many user messages the state holds (``seen``), the last one (``last``), and the
-most turns it has seen running at once in one session (``max_session``) and overall (``max_global``).
+most turns it has seen running at once in one session (``max_session``) and overall (``max_global``), and
+how many times its node has run for the session (``runs``).
 A user message may carry ``[[sleep:S]]`` to keep the turn busy for S seconds.
 """
 
@@ -21,6 +22,7 @@ from langgraph.graph.message import add_messages
 _SLEEP = re.compile(r"\[\[sleep:([0-9.]+)\]\]")
 _in_flight: defaultdict[str, int] = defaultdict(int)
 _max_session: defaultdict[str, int] = defaultdict(int)
+_runs: defaultdict[str, int] = defaultdict(int)
 _global = {"now": 0, "max": 0}
 
 
@@ -30,6 +32,7 @@ class State(TypedDict):
 
 async def respond(state: State, config: RunnableConfig) -> dict[str, Any]:
     thread = config["configurable"]["thread_id"]
+    _runs[thread] += 1
     _in_flight[thread] += 1
     _global["now"] += 1
     _max_session[thread] = max(_max_session[thread], _in_flight[thread])
@@ -44,6 +47,7 @@ async def respond(state: State, config: RunnableConfig) -> dict[str, Any]:
             "last": last,
             "max_session": _max_session[thread],
             "max_global": _global["max"],
+            "runs": _runs[thread],
         }
         return {"messages": [AIMessage(json.dumps(reply))]}
     finally:

@@ -5,8 +5,10 @@ as it would any provider's. What it says comes, in order of precedence, from:
 
 1. directives in the last user message, so that each request of an end-to-end test controls its own
    turn even when many run at once: ``[[sleep:0.5]]`` waits, ``[[fail]]`` raises
-   ``ScriptedModelError``, ``[[fail:timeout]]`` raises ``TimeoutError``, ``[[reply:text]]`` answers
-   ``text``;
+   ``ScriptedModelError`` (permanent), ``[[fail:timeout]]`` raises ``TimeoutError``,
+   ``[[fail:rate_limit]]`` / ``[[fail:unavailable]]`` raise an error with HTTP status 429 / 503 (all three
+   transient), ``[[flaky:N]]`` times out on the first N calls for that message and then answers,
+   ``[[reply:text]]`` answers ``text``;
 2. the next step of its script (text, tool calls, a delay, an exception), consumed in order;
 3. by default, ``Echo: <the last user message>`` — deterministic, and bounded in length.
 """
@@ -20,7 +22,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -32,12 +34,24 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+_ERROR_KINDS = ("error", "timeout", "rate_limit", "unavailable")
 _DIRECTIVE = re.compile(r"\[\[(\w+)(?::([^\]]*))?\]\]")
 ECHO_PREFIX = "Echo: "
 
 
 class ScriptedModelError(RuntimeError):
     """The failure a script or a ``[[fail]]`` directive asks for."""
+
+
+class ScriptedHTTPError(ScriptedModelError):
+    """A failure that looks like a provider's HTTP error answer (``status_code``)."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"scripted provider answered {status_code}")
+        self.status_code = status_code
+
+
+ErrorKind = Literal["error", "timeout", "rate_limit", "unavailable"]
 
 
 class ScriptStep(BaseModel):
@@ -48,7 +62,7 @@ class ScriptStep(BaseModel):
     text: str | None = None
     tool_calls: list[dict[str, Any]] = Field(default_factory=list)
     delay: float = Field(default=0.0, ge=0)
-    error: Literal["error", "timeout"] | None = None
+    error: ErrorKind | None = None
 
 
 def load_script(path: Path) -> list[ScriptStep]:
@@ -77,6 +91,7 @@ class ScriptedChatModel(BaseChatModel):
 
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _calls: int = PrivateAttr(default=0)
+    _flaky: dict[str, int] = PrivateAttr(default_factory=dict)
 
     @property
     def _llm_type(self) -> str:
@@ -110,7 +125,14 @@ class ScriptedChatModel(BaseChatModel):
         if directives:
             step = ScriptStep(delay=float(directives.get("sleep") or 0))
             if "fail" in directives:
-                step.error = "timeout" if directives["fail"] == "timeout" else "error"
+                kind = directives["fail"] or "error"
+                step.error = cast("ErrorKind", kind) if kind in _ERROR_KINDS else "error"
+            if "flaky" in directives:
+                with self._lock:
+                    failures = self._flaky.get(text, 0)
+                    if failures < int(directives["flaky"] or 1):
+                        self._flaky[text] = failures + 1
+                        step.error = "timeout"
             if "reply" in directives:
                 step.text = directives["reply"]
             if step.error or step.text is not None:
@@ -130,6 +152,10 @@ class ScriptedChatModel(BaseChatModel):
     def _raise_for(step: ScriptStep) -> None:
         if step.error == "timeout":
             raise TimeoutError("scripted model timed out")
+        if step.error == "rate_limit":
+            raise ScriptedHTTPError(429)
+        if step.error == "unavailable":
+            raise ScriptedHTTPError(503)
         if step.error == "error":
             raise ScriptedModelError("scripted model failure")
 

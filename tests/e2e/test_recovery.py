@@ -1,0 +1,89 @@
+"""Crash and stop the real server mid-turn: the turn resumes where it was, not from the start."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.server import ServerProcess
+from tests.e2e.test_server import ALICE, poll
+from tests.graphs.chaos import open_effects
+
+
+def _runs(db: Path, message_id: str) -> tuple[int, int]:
+    with sqlite3.connect(db) as conn:
+        runs = conn.execute("SELECT count(*) FROM runs WHERE message_id = ?", (message_id,)).fetchone()[0]
+        effects = conn.execute("SELECT count(*) FROM effects WHERE message_id = ?", (message_id,)).fetchone()[
+            0
+        ]
+    return runs, effects
+
+
+def _checkpoints(data: Path, session_id: str) -> int:
+    with sqlite3.connect(data / "parley-checkpoints.sqlite") as conn:
+        count: int = conn.execute(
+            "SELECT count(*) FROM checkpoints WHERE thread_id = ?", (session_id,)
+        ).fetchone()[0]
+    return count
+
+
+def test_sigkill_mid_turn_resumes_after_the_last_completed_step(tmp_path: Path) -> None:
+    effects_db = tmp_path / "effects.sqlite"
+    open_effects(str(effects_db)).close()
+    server = ServerProcess(
+        tmp_path / "data",
+        env={"PARLEY_GRAPH": "tests.graphs.chaos:graph", "CHAOS_EFFECTS_DB": str(effects_db)},
+    ).start()
+    try:
+        with server.client() as client:
+            accepted = client.post(
+                "/v1/chat", json={"user_id": "alice", "message": "[[slow]] order", "wait": 0}
+            ).json()
+            # Wait until the side-effect step is done and the slow last step is running.
+            deadline = time.monotonic() + 10
+            while _runs(effects_db, accepted["message_id"]) != (1, 1):
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            # ...and its checkpoint is written: input, start, plan, act — four for a session's first turn.
+            while _checkpoints(tmp_path / "data", accepted["session_id"]) < 4:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        server.sigkill()
+        server.restart()
+        with server.client() as client:
+            final = poll(client, accepted["message_id"])
+            assert final["status"] == "completed"
+            assert final["reply"] == "done: [[slow]] order"
+            assert final["attempts"] == 2
+            items = client.get(f"/v1/sessions/{accepted['session_id']}/messages", headers=ALICE).json()[
+                "items"
+            ]
+        assert [i["role"] for i in items] == ["user", "assistant"]
+        # The completed steps were not run again: the side-effect step ran once, its effect exists once.
+        assert _runs(effects_db, accepted["message_id"]) == (1, 1)
+    finally:
+        server.kill()
+
+
+def test_sigterm_gives_a_running_turn_its_grace_period(start_server: Any, tmp_path: Path) -> None:
+    data = tmp_path / "shared"
+    first: ServerProcess = start_server(data, PARLEY_SHUTDOWN_GRACE_SECONDS="20")
+    with first.client() as client:
+        accepted = client.post(
+            "/v1/chat", json={"user_id": "alice", "message": "[[sleep:1.5]] hi", "wait": 0}
+        ).json()
+        deadline = time.monotonic() + 10
+        while (
+            client.get(f"/v1/messages/{accepted['message_id']}", headers=ALICE).json()["status"] != "running"
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    assert first.stop()
+    # The turn finished inside the grace period, before the process exited.
+    with sqlite3.connect(data / "parley.sqlite") as conn:
+        status, attempts = conn.execute(
+            "SELECT status, attempts FROM parley_messages WHERE message_id = ?", (accepted["message_id"],)
+        ).fetchone()
+    assert (status, attempts) == ("completed", 1)

@@ -1,0 +1,196 @@
+"""Retries, deadlines, cancellation, idempotent POSTs and storage errors, on the real app and SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from typing import Any
+
+import pytest
+
+from parley.core.statuses import MessageKind
+from tests.conftest import AppHarness
+from tests.integration.test_chat_api import poll_until_terminal
+
+FAST_RETRIES = {"retry_base_seconds": 0.01, "retry_max_seconds": 0.05}
+COUNTING = "tests.graphs.counting:graph"
+ALICE = {"X-User-Id": "alice"}
+
+
+async def test_a_model_that_fails_twice_then_succeeds_completes_on_the_third_attempt(
+    harness_factory: Any, make_settings: Any
+) -> None:
+    h: AppHarness = await harness_factory(make_settings(**FAST_RETRIES))
+    body = (await h.chat(message="[[flaky:2]] hello")).json()
+    assert body["status"] == "completed"
+    assert body["attempts"] == 3
+    assert body["reply"] == "Echo: [[flaky:2]] hello".replace("[[flaky:2]] ", "")
+
+
+@pytest.mark.parametrize("directive", ["[[flaky:9]]", "[[fail:rate_limit]]", "[[fail:unavailable]]"])
+async def test_transient_failures_past_the_limit_fail_the_message(
+    harness_factory: Any, make_settings: Any, directive: str
+) -> None:
+    h: AppHarness = await harness_factory(make_settings(max_attempts=3, **FAST_RETRIES))
+    body = (await h.chat(message=f"{directive} hello")).json()
+    assert body["status"] == "failed"
+    assert body["attempts"] == 3
+    assert body["error"]["type"] == "retries_exhausted"
+    again = (await h.chat(message="fine now", session_id=body["session_id"])).json()
+    assert again["status"] == "completed"
+
+
+async def test_permanent_failures_are_not_retried(harness_factory: Any, make_settings: Any) -> None:
+    h: AppHarness = await harness_factory(make_settings(**FAST_RETRIES))
+    body = (await h.chat(message="[[fail]]")).json()
+    assert body["status"] == "failed"
+    assert body["attempts"] == 1
+    assert body["error"]["type"] == "turn_failed"
+
+
+async def test_a_turn_past_its_deadline_fails_and_the_session_moves_on(
+    harness_factory: Any, make_settings: Any
+) -> None:
+    h: AppHarness = await harness_factory(make_settings(graph=COUNTING, turn_timeout_seconds=0.3))
+    first = (await h.chat(message="one")).json()
+    started = time.monotonic()
+    late = (await h.chat(message="two [[sleep:5]]", session_id=first["session_id"])).json()
+    assert time.monotonic() - started < 3
+    assert late["status"] == "failed"
+    assert late["error"]["type"] == "timeout"
+    after = (await h.chat(message="three", session_id=first["session_id"])).json()
+    assert after["status"] == "completed"
+    # The timed-out turn left no trace in the graph state: the next turn saw "one" and "three" only.
+    assert json.loads(after["reply"])["seen"] == 2
+
+
+async def test_cancelling_a_queued_message_means_it_never_runs(
+    harness_factory: Any, make_settings: Any
+) -> None:
+    h: AppHarness = await harness_factory(make_settings(graph=COUNTING))
+    first = (await h.chat(message="slow [[sleep:0.5]]", wait=0)).json()
+    second = (await h.chat(message="never", session_id=first["session_id"], wait=0)).json()
+    response = await h.client.post(f"/v1/messages/{second['message_id']}/cancel", headers=ALICE)
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    assert response.json()["error"]["type"] == "cancelled"
+    assert (await poll_until_terminal(h.client, first["message_id"]))["status"] == "completed"
+    third = (await h.chat(message="third", session_id=first["session_id"])).json()
+    assert json.loads(third["reply"])["seen"] == 2  # "slow" and "third": "never" never ran
+    transcript = (await h.client.get(f"/v1/sessions/{first['session_id']}/messages", headers=ALICE)).json()
+    assert [i["content"] for i in transcript["items"] if i["message_id"] == second["message_id"]] == ["never"]
+
+
+async def test_cancelling_a_running_turn_rolls_the_state_back(
+    harness_factory: Any, make_settings: Any
+) -> None:
+    h: AppHarness = await harness_factory(make_settings(graph=COUNTING))
+    first = (await h.chat(message="one")).json()
+    sid = first["session_id"]
+    running = (await h.chat(message="two [[sleep:10]]", session_id=sid, wait=0)).json()
+    deadline = time.monotonic() + 5
+    while (await h.client.get(f"/v1/messages/{running['message_id']}", headers=ALICE)).json()[
+        "status"
+    ] != "running":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    started = time.monotonic()
+    response = await h.client.post(f"/v1/messages/{running['message_id']}/cancel", headers=ALICE)
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    assert time.monotonic() - started < 2
+    session = (await h.client.get(f"/v1/sessions/{sid}", headers=ALICE)).json()
+    assert session["status"] == "idle"
+    after = (await h.chat(message="three", session_id=sid)).json()
+    assert json.loads(after["reply"])["seen"] == 2  # "one" and "three"
+    again = await h.client.post(f"/v1/messages/{running['message_id']}/cancel", headers=ALICE)
+    assert again.status_code == 409
+    assert again.json()["status"] == 409
+
+
+async def test_cancel_is_scoped_to_the_owner(harness: AppHarness) -> None:
+    body = (await harness.chat(message="[[sleep:0.3]] hi", wait=0)).json()
+    response = await harness.client.post(
+        f"/v1/messages/{body['message_id']}/cancel", headers={"X-User-Id": "mallory"}
+    )
+    assert response.status_code == 404
+    assert (await poll_until_terminal(harness.client, body["message_id"]))["status"] == "completed"
+    missing = await harness.client.post("/v1/messages/nope/cancel", headers=ALICE)
+    assert missing.status_code == 404
+
+
+async def test_idempotency_key_returns_the_same_message(harness: AppHarness) -> None:
+    headers = {"Idempotency-Key": "k-1"}
+    first = await harness.client.post("/v1/chat", json={"user_id": "alice", "message": "hi"}, headers=headers)
+    second = await harness.client.post(
+        "/v1/chat", json={"user_id": "alice", "message": "hi"}, headers=headers
+    )
+    assert first.status_code == second.status_code == 200
+    assert first.json()["message_id"] == second.json()["message_id"]
+    assert first.json()["session_id"] == second.json()["session_id"]
+    transcript = (
+        await harness.client.get(f"/v1/sessions/{first.json()['session_id']}/messages", headers=ALICE)
+    ).json()
+    assert len(transcript["items"]) == 2
+    # Another user's key space is their own.
+    other = await harness.client.post("/v1/chat", json={"user_id": "bob", "message": "hi"}, headers=headers)
+    assert other.json()["message_id"] != first.json()["message_id"]
+
+
+async def test_idempotency_key_reused_for_another_request_is_422(harness: AppHarness) -> None:
+    headers = {"Idempotency-Key": "k-2"}
+    await harness.client.post("/v1/chat", json={"user_id": "alice", "message": "hi"}, headers=headers)
+    response = await harness.client.post(
+        "/v1/chat", json={"user_id": "alice", "message": "bye"}, headers=headers
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "header.Idempotency-Key"
+
+
+async def test_a_message_whose_attempts_are_spent_fails_without_running(
+    make_settings: Any, harness_factory: Any
+) -> None:
+    settings = make_settings(max_attempts=2)
+    from parley.storage.sqlite_store import SqliteStore
+
+    store = SqliteStore(settings.sqlite_path)
+    await store.open()
+    message = await store.accept_message(
+        user_id="alice", session_id=None, content="poison", kind=MessageKind.CHAT, reject_if_busy=False
+    )
+    for _ in range(2):  # two starts that each crashed the process
+        await store.mark_running(message_id=message.message_id)
+    await store.close()
+
+    h: AppHarness = await harness_factory(settings)
+    final = await poll_until_terminal(h.client, message.message_id)
+    assert final["status"] == "failed"
+    assert final["error"]["type"] == "attempts_exhausted"
+    assert final["attempts"] == 3
+
+
+async def test_a_storage_outage_during_a_turn_leaves_it_retryable(
+    harness_factory: Any, make_settings: Any
+) -> None:
+    h: AppHarness = await harness_factory(make_settings(graph=COUNTING))
+    body = (await h.chat(message="hold on [[sleep:0.3]]", wait=0)).json()
+    deadline = time.monotonic() + 5
+    while (await h.client.get(f"/v1/messages/{body['message_id']}", headers=ALICE)).json()[
+        "status"
+    ] != "running":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    # An outside writer holds the database while the turn ends: recording the outcome fails.
+    blocker = sqlite3.connect(h.services.settings.sqlite_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    await asyncio.sleep(0.4)
+    await asyncio.get_running_loop().run_in_executor(None, time.sleep, 2.5)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    final = await poll_until_terminal(h.client, body["message_id"])
+    assert final["status"] == "completed"
+    assert final["attempts"] == 2
+    # The retry found the graph already finished in the checkpoint and only recorded the outcome.
+    assert json.loads(final["reply"])["runs"] == 1
