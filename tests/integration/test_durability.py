@@ -194,3 +194,36 @@ async def test_a_storage_outage_during_a_turn_leaves_it_retryable(
     assert final["attempts"] == 2
     # The retry found the graph already finished in the checkpoint and only recorded the outcome.
     assert json.loads(final["reply"])["runs"] == 1
+
+
+async def test_a_crash_between_the_first_checkpoint_and_its_input_does_not_skip_the_turn(
+    make_settings: Any, harness_factory: Any
+) -> None:
+    """The chaos test found it: a checkpoint tagged with the message, written just before a SIGKILL,
+    without the message's input in it. The turn must run, not be taken as finished."""
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from parley.storage.checkpointer import sqlite_checkpointer
+    from parley.storage.sqlite_store import SqliteStore
+
+    settings = make_settings()
+    store = SqliteStore(settings.sqlite_path)
+    await store.open()
+    message = await store.accept_message(
+        user_id="alice", session_id=None, content="first words", kind=MessageKind.CHAT, reject_if_busy=False
+    )
+    await store.mark_running(message_id=message.message_id)  # the start the crash interrupted
+    await store.close()
+    async with sqlite_checkpointer(settings.checkpoint_path) as saver:
+        config: Any = {"configurable": {"thread_id": message.session_id, "checkpoint_ns": ""}}
+        await saver.aput(
+            config,
+            empty_checkpoint(),
+            {"source": "input", "step": -1, "parley_message_id": message.message_id},
+            {},
+        )
+
+    h: AppHarness = await harness_factory(settings)
+    final = await poll_until_terminal(h.client, message.message_id)
+    assert final["status"] == "completed"
+    assert final["reply"] == "Echo: first words"

@@ -246,11 +246,23 @@ class TurnExecutor:
         # the same message twice cannot append it twice.
         return {"messages": [HumanMessage(content=message.content or "", id=message.message_id)]}
 
+    @staticmethod
+    def _input_applied(message: MessageRecord, values: Any) -> bool:
+        """Whether the user's message is in the state. A crash between writing the turn's first
+        checkpoint and writing its input leaves a checkpoint tagged with the message but without the
+        message in it (found by the chaos test): that turn has not started, whatever the tag says."""
+        if message.kind is MessageKind.RESUME:
+            return True
+        messages = values.get("messages") if isinstance(values, dict) else None
+        return any(getattr(m, "id", None) == message.message_id for m in messages or ())
+
     async def _invoke(self, message: MessageRecord) -> TurnOutcome:
         graph_input = self._fresh_input(message)
         if message.attempts > 1:
             snapshot = await self._graph.aget_state(_thread(message.session_id))
-            if (snapshot.metadata or {}).get(CHECKPOINT_TAG) == message.message_id:
+            if (snapshot.metadata or {}).get(CHECKPOINT_TAG) == message.message_id and self._input_applied(
+                message, snapshot.values
+            ):
                 if snapshot.interrupts or not snapshot.next:
                     # The graph had already paused or finished; only the outcome was not recorded.
                     return _outcome_of_state(snapshot.values, snapshot.interrupts, message.message_id)
