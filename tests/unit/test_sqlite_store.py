@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from parley.core.errors import ConfigurationError, NotFound, SessionBusy, StorageUnavailable
+from parley.core.errors import (
+    ConfigurationError,
+    Forbidden,
+    InterruptNotPending,
+    NotFound,
+    SessionBusy,
+    SessionInterrupted,
+    StorageUnavailable,
+)
 from parley.core.statuses import MessageKind, MessageStatus, SessionStatus
 from parley.storage.migrations.runner import latest_version
 from parley.storage.sqlite_store import SqliteStore
@@ -150,10 +158,127 @@ async def test_session_status_follows_its_last_message(store: SqliteStore) -> No
     await store.finish(message_id=second.message_id, status=MessageStatus.INTERRUPTED, interrupt=interrupt)
     session = await store.get_session(session_id=sid, user_id="u")
     assert session.status is SessionStatus.INTERRUPTED
-    assert session.pending_interrupts == interrupt
-    third = await _accept(store, sid)
+    assert session.pending_interrupts == [{"id": "i1", "value": {"q": "ok?"}, "kind": "input"}]
+    third = await store.accept_resume(
+        session_id=sid, user_id="u", operator=False, interrupt_id="i1", value="yes"
+    )
+    assert (await store.get_session(session_id=sid, user_id="u")).status is SessionStatus.BUSY
     await store.finish(message_id=third.message_id, status=MessageStatus.COMPLETED, reply="ok")
     assert (await store.get_session(session_id=sid, user_id="u")).status is SessionStatus.IDLE
+
+
+async def _interrupted(store: SqliteStore, *interrupts: dict[str, object]) -> str:
+    message = await _accept(store)
+    await store.finish(
+        message_id=message.message_id, status=MessageStatus.INTERRUPTED, interrupt=list(interrupts)
+    )
+    return message.session_id
+
+
+async def test_a_resume_claims_its_interrupt_exactly_once(store: SqliteStore) -> None:
+    sid = await _interrupted(store, {"id": "i1", "value": {"kind": "confirm"}})
+    results = await asyncio.gather(
+        *(
+            store.accept_resume(session_id=sid, user_id="u", operator=False, interrupt_id="i1", value=n)
+            for n in range(5)
+        ),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(r, BaseException) for r in results) == 1
+    assert all(isinstance(r, InterruptNotPending) for r in results if isinstance(r, BaseException))
+    with pytest.raises(InterruptNotPending):
+        await store.accept_resume(session_id=sid, user_id="u", operator=False, interrupt_id="nope", value=1)
+
+
+async def test_a_resume_of_another_session_or_user_is_refused(store: SqliteStore) -> None:
+    sid = await _interrupted(store, {"id": "i1", "value": 1})
+    other = await _interrupted(store, {"id": "i2", "value": 2})
+    with pytest.raises(InterruptNotPending):
+        await store.accept_resume(session_id=other, user_id="u", operator=False, interrupt_id="i1", value=1)
+    with pytest.raises(NotFound):
+        await store.accept_resume(
+            session_id=sid, user_id="mallory", operator=False, interrupt_id="i1", value=1
+        )
+    assert (await store.get_session(session_id=sid, user_id="u")).status is SessionStatus.INTERRUPTED
+
+
+async def test_only_an_operator_answers_a_review(store: SqliteStore) -> None:
+    sid = await _interrupted(store, {"id": "r1", "value": {"kind": "review", "draft": "…"}})
+    with pytest.raises(Forbidden):
+        await store.accept_resume(
+            session_id=sid, user_id="u", operator=False, interrupt_id="r1", value="approve"
+        )
+    resumed = await store.accept_resume(
+        session_id=sid, user_id="op-1", operator=True, interrupt_id="r1", value={"decision": "approve"}
+    )
+    assert resumed.user_id == "u"  # the message stays the session owner's
+    assert resumed.actor == "op-1"
+
+
+async def test_chat_to_an_interrupted_session_is_refused_or_taken_as_the_answer(store: SqliteStore) -> None:
+    sid = await _interrupted(store, {"id": "i1", "value": {"kind": "confirm"}})
+    with pytest.raises(SessionInterrupted) as caught:
+        await _accept(store, sid, text="yes")
+    assert caught.value.extensions["interrupt_id"] == "i1"
+    answer = await store.accept_message(
+        user_id="u",
+        session_id=sid,
+        content="yes",
+        kind=MessageKind.CHAT,
+        reject_if_busy=False,
+        answer_interrupts=True,
+    )
+    assert answer.kind is MessageKind.RESUME
+    assert answer.resume == {"interrupt_id": "i1", "value": "yes"}
+    page = await store.list_transcript(session_id=sid, user_id="u", after=None, limit=10)
+    assert [e.content for e in page.items][-1] == "yes"
+
+
+async def test_a_later_turn_supersedes_interrupts_it_did_not_raise_again(store: SqliteStore) -> None:
+    sid = await _interrupted(store, {"id": "a", "value": 1}, {"id": "b", "value": 2})
+    resume_a = await store.accept_resume(
+        session_id=sid, user_id="u", operator=False, interrupt_id="a", value=1
+    )
+    resume_b = await store.accept_resume(
+        session_id=sid, user_id="u", operator=False, interrupt_id="b", value=2
+    )
+    # a's turn raises b again: b stays claimed by the queued resume.
+    await store.finish(
+        message_id=resume_a.message_id, status=MessageStatus.INTERRUPTED, interrupt=[{"id": "b", "value": 2}]
+    )
+    assert (await store.get_session(session_id=sid, user_id="u")).pending_interrupts == []
+    await store.finish(message_id=resume_b.message_id, status=MessageStatus.COMPLETED, reply="done")
+    queue = await store.list_interrupts(kind=None, created_before=None, session_id=sid, limit=10)
+    assert queue == []
+
+
+async def test_operator_queue_filters(store: SqliteStore) -> None:
+    review = await _interrupted(store, {"id": "r", "value": {"kind": "review"}})
+    confirm = await _interrupted(store, {"id": "c", "value": {"kind": "confirm"}})
+    everything = await store.list_interrupts(kind=None, created_before=None, session_id=None, limit=10)
+    assert [i.session_id for i in everything] == [review, confirm]  # oldest first
+    reviews = await store.list_interrupts(kind="review", created_before=None, session_id=None, limit=10)
+    assert [i.interrupt_id for i in reviews] == ["r"]
+    assert await store.list_interrupts(kind=None, created_before=None, session_id=confirm, limit=10) != []
+    old = await store.list_interrupts(
+        kind=None, created_before=everything[0].created_at, session_id=None, limit=10
+    )
+    assert [i.interrupt_id for i in old] == ["r"]
+
+
+async def test_an_action_runs_once_per_key(store: SqliteStore, tmp_path: Path) -> None:
+    message = await _accept(store)
+    args = {"item": "mug", "quantity": 2}
+    first = await store.perform_action(
+        key="k1", session_id=message.session_id, user_id="u", name="place_order", args=args
+    )
+    again = await store.perform_action(
+        key="k1", session_id=message.session_id, user_id="u", name="place_order", args=args
+    )
+    assert first == again
+    assert first["total"] == 18.0
+    with sqlite3.connect(tmp_path / "parley.sqlite") as conn:
+        assert conn.execute("SELECT count(*) FROM parley_orders").fetchone()[0] == 1
 
 
 async def test_delete_removes_everything_but_not_while_busy(store: SqliteStore) -> None:

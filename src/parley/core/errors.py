@@ -44,6 +44,26 @@ class SessionBusy(Conflict):
     type_slug = "session-busy"
 
 
+class InterruptNotPending(Conflict):
+    """A resume names an interrupt the session is not waiting on (answered, unknown, another session's)."""
+
+    type_slug = "interrupt-not-pending"
+
+
+class SessionInterrupted(Conflict):
+    """A chat message reached a session that waits on an interrupt."""
+
+    type_slug = "session-interrupted"
+
+
+class Forbidden(ParleyError):
+    """The caller is known but may not do this (an end user answering an operator's review)."""
+
+    status = 403
+    title = "Forbidden"
+    type_slug = "forbidden"
+
+
 class InvalidInput(ParleyError):
     """A field the schema accepts holds a value the domain refuses."""
 

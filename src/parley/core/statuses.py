@@ -49,3 +49,28 @@ class MessageKind(StrEnum):
 
 CANCELLED_ERROR = {"type": "cancelled", "detail": "The turn was cancelled by request."}
 """The ``error`` of a cancelled message, so a client can tell why it has no reply."""
+
+
+class InterruptKind(StrEnum):
+    """What an interrupt waits for, read from its payload's ``kind`` (``input`` when it has none)."""
+
+    CONFIRM = "confirm"
+    """The end user confirms an action."""
+    REVIEW = "review"
+    """An operator reviews a draft; only operators may answer it."""
+    BREAKPOINT = "breakpoint"
+    """A static breakpoint from settings."""
+    INPUT = "input"
+    """Anything else a graph asks for."""
+
+    @classmethod
+    def of(cls, value: object) -> InterruptKind:
+        kind = value.get("kind") if isinstance(value, dict) else None
+        try:
+            return cls(kind) if isinstance(kind, str) else cls.INPUT
+        except ValueError:
+            return cls.INPUT
+
+    @property
+    def operator_only(self) -> bool:
+        return self is InterruptKind.REVIEW

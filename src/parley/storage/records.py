@@ -29,6 +29,24 @@ class MessageRecord:
     started_at: datetime | None
     finished_at: datetime | None
     resume: Any = None
+    actor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingInterrupt:
+    """An interrupt a session waits on, until a resume claims it."""
+
+    interrupt_id: str
+    session_id: str
+    message_id: str
+    user_id: str
+    kind: str
+    value: Any
+    created_at: datetime
+
+    def as_api(self) -> dict[str, Any]:
+        """The ``{id, value, kind}`` form messages and sessions show."""
+        return {"id": self.interrupt_id, "value": self.value, "kind": self.kind}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,28 +60,23 @@ class SessionRecord:
     message_count: int = 0
     pending_count: int = 0
     last_message: MessageRecord | None = None
+    interrupts: list[PendingInterrupt] = field(default_factory=list)
 
     @property
     def status(self) -> SessionStatus:
         """Derived, never stored, so it cannot drift from the messages it summarises."""
         if self.pending_count:
             return SessionStatus.BUSY
-        if self.last_message is None:
-            return SessionStatus.IDLE
-        if self.last_message.status is MessageStatus.INTERRUPTED:
+        if self.interrupts:
             return SessionStatus.INTERRUPTED
-        if self.last_message.status is MessageStatus.FAILED:
+        if self.last_message is not None and self.last_message.status is MessageStatus.FAILED:
             return SessionStatus.ERROR
         return SessionStatus.IDLE
 
     @property
     def pending_interrupts(self) -> list[dict[str, Any]]:
-        """The interrupts the session waits on (those of its last, interrupted message)."""
-        if self.pending_count or self.last_message is None:
-            return []
-        if self.last_message.status is not MessageStatus.INTERRUPTED:
-            return []
-        return list(self.last_message.interrupt or [])
+        """The interrupts the session waits on, oldest first."""
+        return [i.as_api() for i in self.interrupts]
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,11 +27,26 @@ from parley.core.errors import (
     InvalidInput,
     NotFound,
     SessionBusy,
+    SessionInterrupted,
     StorageUnavailable,
 )
-from parley.core.statuses import CANCELLED_ERROR, PENDING_STATUSES, MessageKind, MessageStatus
+from parley.core.statuses import (
+    CANCELLED_ERROR,
+    PENDING_STATUSES,
+    InterruptKind,
+    MessageKind,
+    MessageStatus,
+)
+from parley.storage import demo_shop
+from parley.storage import sqlite_interrupts as interrupts
 from parley.storage.migrations.runner import apply_sqlite_migrations, latest_version
-from parley.storage.records import MessageRecord, SessionRecord, TranscriptEntry, TranscriptPage
+from parley.storage.records import (
+    MessageRecord,
+    PendingInterrupt,
+    SessionRecord,
+    TranscriptEntry,
+    TranscriptPage,
+)
 
 T = TypeVar("T")
 
@@ -39,7 +54,7 @@ T = TypeVar("T")
 _PENDING_SQL = "(" + ", ".join(f"'{s.value}'" for s in sorted(PENDING_STATUSES)) + ")"
 _MESSAGE_COLUMNS = (
     "message_id, session_id, user_id, seq, kind, content, resume, status, reply, interrupt, error, "
-    "attempts, created_at, updated_at, started_at, finished_at"
+    "attempts, created_at, updated_at, started_at, finished_at, actor"
 )
 
 
@@ -112,6 +127,7 @@ def _message(row: sqlite3.Row) -> MessageRecord:
         updated_at=updated,
         started_at=_ts(row["started_at"]),
         finished_at=_ts(row["finished_at"]),
+        actor=row["actor"],
     )
 
 
@@ -195,6 +211,7 @@ class SqliteStore:
         reject_if_busy: bool,
         resume: Any = None,
         idempotency_key: str | None = None,
+        answer_interrupts: bool = False,
     ) -> MessageRecord:
         """See ``Store.accept_message``."""
         resume_json = None if resume is None else json.dumps(resume)
@@ -243,6 +260,31 @@ class SqliteStore:
                         )
                 conn.execute("UPDATE parley_sessions SET updated_at = ? WHERE session_id = ?", (now, sid))
             message_id = str(uuid.uuid4())
+            message_kind, message_resume = kind, resume_json
+            waiting = interrupts.pending(conn, session_id=sid) if session_id is not None else []
+            if waiting and kind is MessageKind.CHAT:
+                answerable = [i for i in waiting if not InterruptKind(i.kind).operator_only]
+                if not answer_interrupts or not answerable:
+                    raise SessionInterrupted(
+                        f"Session {sid} waits on interrupt {waiting[0].interrupt_id}; answer it with "
+                        f"POST /v1/sessions/{sid}/resume"
+                        + ("" if answerable else " (an operator's review)")
+                        + ".",
+                        interrupt_id=waiting[0].interrupt_id,
+                        pending=[i.as_api() for i in waiting],
+                    )
+                # Settings say a chat message answers the interrupt: the text is the resume value.
+                target = answerable[0]
+                interrupts.claim(
+                    conn,
+                    session_id=sid,
+                    interrupt_id=target.interrupt_id,
+                    message_id=message_id,
+                    operator=False,
+                    now=now,
+                )
+                message_kind = MessageKind.RESUME
+                message_resume = json.dumps({"interrupt_id": target.interrupt_id, "value": content})
             row = conn.execute(
                 f"INSERT INTO parley_messages (message_id, session_id, user_id, kind, content, "
                 f"resume, status, created_at, updated_at, idempotency_key, request_hash) "
@@ -251,9 +293,9 @@ class SqliteStore:
                     message_id,
                     sid,
                     user_id,
-                    kind.value,
+                    message_kind.value,
                     content,
-                    resume_json,
+                    message_resume,
                     MessageStatus.QUEUED.value,
                     now,
                     now,
@@ -272,13 +314,105 @@ class SqliteStore:
 
         return await self._run(lambda conn: self._write(conn, _tx))
 
-    async def get_message(self, *, message_id: str, user_id: str) -> MessageRecord:
+    async def accept_resume(
+        self,
+        *,
+        session_id: str,
+        user_id: str,
+        operator: bool,
+        interrupt_id: str,
+        value: Any,
+        idempotency_key: str | None = None,
+    ) -> MessageRecord:
+        """See ``Store.accept_resume``."""
+        resume_json = json.dumps({"interrupt_id": interrupt_id, "value": value})
+        request_hash = _request_hash(session_id, None, MessageKind.RESUME, resume_json)
+
+        def _tx(conn: sqlite3.Connection) -> MessageRecord:
+            now = _now()
+            if idempotency_key is not None:
+                earlier = conn.execute(
+                    f"SELECT {_MESSAGE_COLUMNS}, request_hash FROM parley_messages "
+                    "WHERE actor = ? AND idempotency_key = ?",
+                    (user_id, idempotency_key),
+                ).fetchone()
+                if earlier is not None:
+                    if earlier["request_hash"] != request_hash:
+                        raise InvalidInput(
+                            "was used before with a different request", loc=["header", "Idempotency-Key"]
+                        )
+                    return _message(earlier)
+            owner = conn.execute(
+                "SELECT user_id FROM parley_sessions WHERE session_id = ?"
+                + ("" if operator else " AND user_id = ?"),
+                (session_id,) if operator else (session_id, user_id),
+            ).fetchone()
+            if owner is None:
+                raise NotFound(f"Session {session_id} not found.")
+            message_id = str(uuid.uuid4())
+            interrupts.claim(
+                conn,
+                session_id=session_id,
+                interrupt_id=interrupt_id,
+                message_id=message_id,
+                operator=operator,
+                now=now,
+            )
+            row = conn.execute(
+                "INSERT INTO parley_messages (message_id, session_id, user_id, kind, content, resume, "
+                "status, created_at, updated_at, idempotency_key, request_hash, actor) "
+                f"VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?) RETURNING {_MESSAGE_COLUMNS}",
+                (
+                    message_id,
+                    session_id,
+                    owner["user_id"],
+                    MessageKind.RESUME.value,
+                    resume_json,
+                    MessageStatus.QUEUED.value,
+                    now,
+                    now,
+                    idempotency_key,
+                    request_hash,
+                    user_id,
+                ),
+            ).fetchone()
+            conn.execute("UPDATE parley_sessions SET updated_at = ? WHERE session_id = ?", (now, session_id))
+            return _message(row)
+
+        return await self._run(lambda conn: self._write(conn, _tx))
+
+    async def list_interrupts(
+        self, *, kind: str | None, created_before: datetime | None, session_id: str | None, limit: int
+    ) -> list[PendingInterrupt]:
+        """See ``Store.list_interrupts``."""
+        before = None if created_before is None else created_before.isoformat()
+        return await self._run(
+            lambda conn: interrupts.list_pending(
+                conn, kind=kind, created_before=before, session_id=session_id, limit=limit
+            )
+        )
+
+    async def perform_action(
+        self, *, key: str, session_id: str, user_id: str, name: str, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        """See ``Store.perform_action``."""
+        return await self._run(
+            lambda conn: self._write(
+                conn,
+                lambda c: demo_shop.perform(
+                    c, key=key, session_id=session_id, user_id=user_id, name=name, args=args, now=_now()
+                ),
+            )
+        )
+
+    async def get_message(self, *, message_id: str, user_id: str, operator: bool = False) -> MessageRecord:
         """See ``Store.get_message``."""
 
         def _q(conn: sqlite3.Connection) -> sqlite3.Row | None:
             row: sqlite3.Row | None = conn.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM parley_messages WHERE message_id = ? AND user_id = ?",
-                (message_id, user_id),
+                f"SELECT {_MESSAGE_COLUMNS} FROM parley_messages WHERE message_id = ?"
+                + ("" if operator else " AND user_id = ?"),
+                (message_id,) if operator else (message_id, user_id),
             ).fetchone()
             return row
 
@@ -398,6 +532,14 @@ class SqliteStore:
             ).fetchone()
             if row is None:
                 return None
+            interrupts.record(
+                conn,
+                session_id=row["session_id"],
+                message_id=message_id,
+                user_id=row["user_id"],
+                interrupts=interrupt or [],
+                now=now,
+            )
             if reply is not None:
                 conn.execute(
                     "INSERT INTO parley_transcript (session_id, position, message_id, role, "
@@ -415,14 +557,14 @@ class SqliteStore:
 
     # -- sessions -------------------------------------------------------------------------------
 
-    async def get_session(self, *, session_id: str, user_id: str) -> SessionRecord:
+    async def get_session(self, *, session_id: str, user_id: str, operator: bool = False) -> SessionRecord:
         """See ``Store.get_session``."""
 
         def _q(conn: sqlite3.Connection) -> SessionRecord | None:
             srow = conn.execute(
-                "SELECT session_id, user_id, created_at, updated_at FROM parley_sessions "
-                "WHERE session_id = ? AND user_id = ?",
-                (session_id, user_id),
+                "SELECT session_id, user_id, created_at, updated_at FROM parley_sessions WHERE session_id = ?"
+                + ("" if operator else " AND user_id = ?"),
+                (session_id,) if operator else (session_id, user_id),
             ).fetchone()
             if srow is None:
                 return None
@@ -448,6 +590,7 @@ class SqliteStore:
                 message_count=int(counts[0]),
                 pending_count=int(counts[1]),
                 last_message=None if last is None else _message(last),
+                interrupts=interrupts.pending(conn, session_id=session_id),
             )
 
         record = await self._run(_q)
@@ -511,6 +654,8 @@ class SqliteStore:
                     "delete it once the turn has ended.",
                     message_id=busy[0],
                 )
+            conn.execute("DELETE FROM parley_interrupts WHERE session_id = ?", (session_id,))
+            conn.execute("DELETE FROM parley_actions WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM parley_transcript WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM parley_messages WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM parley_sessions WHERE session_id = ?", (session_id,))

@@ -6,10 +6,11 @@ forget the ownership check: a session of another user is simply not found.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Protocol
 
 from parley.core.statuses import MessageKind, MessageStatus
-from parley.storage.records import MessageRecord, SessionRecord, TranscriptPage
+from parley.storage.records import MessageRecord, PendingInterrupt, SessionRecord, TranscriptPage
 
 
 class Store(Protocol):
@@ -34,17 +35,47 @@ class Store(Protocol):
         reject_if_busy: bool,
         resume: Any = None,
         idempotency_key: str | None = None,
+        answer_interrupts: bool = False,
     ) -> MessageRecord:
         """Record a message as ``queued`` (creating the session when ``session_id`` is None).
 
         One transaction: the ownership check, the busy check, the message row and the user's transcript
         line are written together or not at all. Raises ``NotFound`` or ``SessionBusy``. With an
         ``idempotency_key`` the user used before, returns that earlier message instead (``InvalidInput``
-        if the earlier request differed).
+        if the earlier request differed). A chat message to a session waiting on an interrupt is
+        ``SessionInterrupted`` — unless ``answer_interrupts``, when it claims the oldest interrupt the user
+        may answer and becomes a resume whose value is its text.
         """
 
-    async def get_message(self, *, message_id: str, user_id: str) -> MessageRecord:
-        """The message, if it belongs to ``user_id``; else ``NotFound``."""
+    async def accept_resume(
+        self,
+        *,
+        session_id: str,
+        user_id: str,
+        operator: bool,
+        interrupt_id: str,
+        value: Any,
+        idempotency_key: str | None = None,
+    ) -> MessageRecord:
+        """Record a resume message as ``queued``, claiming the pending interrupt it answers.
+
+        One transaction: the ownership check (skipped for an operator), the claim — ``InterruptNotPending``
+        unless the interrupt is pending on this session, ``Forbidden`` for a user answering an operator's
+        review — and the message row. Of two concurrent resumes of one interrupt exactly one succeeds.
+        """
+
+    async def list_interrupts(
+        self, *, kind: str | None, created_before: datetime | None, session_id: str | None, limit: int
+    ) -> list[PendingInterrupt]:
+        """Pending interrupts across every session, oldest first (the operator queue)."""
+
+    async def perform_action(
+        self, *, key: str, session_id: str, user_id: str, name: str, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Apply a demo-shop action once per ``key`` and return its result (the first one, on a repeat)."""
+
+    async def get_message(self, *, message_id: str, user_id: str, operator: bool = False) -> MessageRecord:
+        """The message, if it belongs to ``user_id`` (any message, for an operator); else ``NotFound``."""
 
     async def load_message(self, *, message_id: str) -> MessageRecord | None:
         """The message regardless of owner: for the runner, never for a request."""
@@ -80,8 +111,8 @@ class Store(Protocol):
         transcript exactly when its message is completed.
         """
 
-    async def get_session(self, *, session_id: str, user_id: str) -> SessionRecord:
-        """The session with its derived status, if it belongs to ``user_id``; else ``NotFound``."""
+    async def get_session(self, *, session_id: str, user_id: str, operator: bool = False) -> SessionRecord:
+        """The session with its derived status, if it belongs to ``user_id`` (any, for an operator)."""
 
     async def list_transcript(
         self, *, session_id: str, user_id: str, after: int | None, limit: int
