@@ -7,15 +7,25 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_GRAPH = "parley.bots.assistant:build_graph"
 DEFAULT_SYSTEM_PROMPT = (
     "You are Parley, a helpful, concise assistant. Answer the user's question directly; "
     "say so when you do not know."
+)
+
+
+DEFAULT_REVIEW_KEYWORDS = (
+    "diagnosis",
+    "dosage",
+    "prescription",
+    "medication",
+    "lawsuit",
+    "legal advice",
 )
 
 
@@ -87,9 +97,38 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="A turn running longer ends failed with reason 'timeout'."
     )
 
+    operator_header_enabled: bool = Field(
+        default=False,
+        description="Trust an X-Role: operator header (until API keys land). Off: the header is refused.",
+    )
+    chat_while_interrupted: Literal["reject", "answer"] = Field(
+        default="reject",
+        description="A chat message to a session waiting on an interrupt: refused (409), or its answer.",
+    )
+    interrupt_before: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Nodes to pause before (static breakpoints), comma-separated."
+    )
+    interrupt_after: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Nodes to pause after (static breakpoints), comma-separated."
+    )
+    review_keywords: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_REVIEW_KEYWORDS),
+        description="Words that send the assistant's draft to an operator's review, comma-separated.",
+    )
+    review_amount_limit: float = Field(
+        default=100.0, ge=0, description="A tool result with an amount or total above this needs review."
+    )
+
     max_message_chars: int = Field(default=16_000, ge=1)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+
+    @field_validator("interrupt_before", "interrupt_after", "review_keywords", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("graph")
     @classmethod

@@ -63,6 +63,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 retry_base_seconds=settings.retry_base_seconds,
                 retry_max_seconds=settings.retry_max_seconds,
                 timeout_seconds=settings.turn_timeout_seconds,
+                interrupt_before=tuple(settings.interrupt_before),
+                interrupt_after=tuple(settings.interrupt_after),
             ),
         )
         runner = InProcessRunner(store=store, executor=executor, max_concurrent=settings.max_concurrent_turns)

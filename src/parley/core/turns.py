@@ -38,7 +38,7 @@ from langgraph.types import Command, Interrupt
 from parley.core.errors import StorageUnavailable
 from parley.core.events import EventBus
 from parley.core.retry import backoff_seconds, is_transient
-from parley.core.statuses import CANCELLED_ERROR, MessageKind, MessageStatus
+from parley.core.statuses import CANCELLED_ERROR, InterruptKind, MessageKind, MessageStatus
 from parley.storage.records import MessageRecord
 from parley.storage.store import Store
 
@@ -48,6 +48,8 @@ Durability = Literal["sync", "async", "exit"]
 
 CHECKPOINT_TAG = "parley_message_id"
 """Checkpoint metadata key naming the message whose turn wrote the checkpoint."""
+USER_TAG = "parley_user_id"
+"""Checkpoint metadata key naming the session's user (nodes read it, e.g. to own the orders they place)."""
 ROLLBACK_TAG = "parley_rollback_of"
 """Checkpoint metadata key of the checkpoint that undid a failed or cancelled turn."""
 
@@ -61,6 +63,8 @@ class TurnPolicy:
     retry_base_seconds: float = 0.5
     retry_max_seconds: float = 30.0
     timeout_seconds: float = 300.0
+    interrupt_before: tuple[str, ...] = ()
+    interrupt_after: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +102,17 @@ def reply_of(messages: Sequence[BaseMessage], *, message_id: str) -> str | None:
     return None
 
 
+BREAKPOINT_PREFIX = "breakpoint:"
+"""Interrupt ids Parley makes up for static breakpoints, which LangGraph reports without one."""
+
+
 def _interrupts(values: Sequence[Interrupt]) -> list[dict[str, Any]]:
-    return [{"id": i.id, "value": i.value} for i in values]
+    return [{"id": i.id, "value": i.value, "kind": InterruptKind.of(i.value).value} for i in values]
+
+
+def _breakpoint(checkpoint_id: str, nodes: Sequence[str]) -> list[dict[str, Any]]:
+    value = {"kind": InterruptKind.BREAKPOINT.value, "nodes": list(nodes)}
+    return [{"id": BREAKPOINT_PREFIX + checkpoint_id, "value": value, "kind": InterruptKind.BREAKPOINT.value}]
 
 
 def _outcome_of_state(
@@ -171,10 +184,13 @@ class TurnExecutor:
             outcome = _CANCELLED
         if outcome.status in (MessageStatus.FAILED, MessageStatus.CANCELLED):
             try:
-                await self._rollback(running)
+                reposed = await self._rollback(running)
             except Exception:
                 # The outcome stands; the next turn then starts from the half turn's checkpoint.
                 logger.exception("could not roll back the state of message %s", message_id)
+            else:
+                if reposed:
+                    outcome = TurnOutcome(status=outcome.status, error=outcome.error, interrupt=reposed)
         final = await self._store.finish(
             message_id=message_id,
             status=outcome.status,
@@ -241,7 +257,12 @@ class TurnExecutor:
 
     def _fresh_input(self, message: MessageRecord) -> Any:
         if message.kind is MessageKind.RESUME:
-            return Command(resume=message.resume)
+            answer = message.resume or {}
+            interrupt_id = str(answer.get("interrupt_id", ""))
+            if interrupt_id.startswith(BREAKPOINT_PREFIX):
+                return None  # going on past a static breakpoint is running with no input
+            # By id, so that with several pending interrupts this answers exactly this one.
+            return Command(resume={interrupt_id: answer.get("value")})
         # The message id doubles as the LangChain message id: add_messages replaces by id, so feeding
         # the same message twice cannot append it twice.
         return {"messages": [HumanMessage(content=message.content or "", id=message.message_id)]}
@@ -266,18 +287,29 @@ class TurnExecutor:
                 if snapshot.interrupts or not snapshot.next:
                     # The graph had already paused or finished; only the outcome was not recorded.
                     return _outcome_of_state(snapshot.values, snapshot.interrupts, message.message_id)
+                if set(snapshot.next) & set(self._policy.interrupt_before):
+                    checkpoint_id = str(snapshot.config["configurable"]["checkpoint_id"])
+                    return TurnOutcome(
+                        status=MessageStatus.INTERRUPTED, interrupt=_breakpoint(checkpoint_id, snapshot.next)
+                    )
                 graph_input = None  # continue from the last completed step
         config: dict[str, Any] = {
             **_thread(message.session_id),
-            "metadata": {CHECKPOINT_TAG: message.message_id},
+            "metadata": {CHECKPOINT_TAG: message.message_id, USER_TAG: message.user_id},
         }
+        return await self._stream(graph_input, config, message)
+
+    async def _stream(self, graph_input: Any, config: dict[str, Any], message: MessageRecord) -> TurnOutcome:
         values: dict[str, Any] | None = None
         interrupts: list[Interrupt] = []
+        breakpoint_hit = False
         async for raw in self._graph.astream(
             graph_input,
             cast("RunnableConfig", config),
             stream_mode=["updates", "values"],
             durability=self._policy.durability,
+            interrupt_before=list(self._policy.interrupt_before) or None,
+            interrupt_after=list(self._policy.interrupt_after) or None,
             version="v2",
         ):
             # The stream parts are TypedDicts of a union too wide to narrow usefully; read as dicts.
@@ -292,17 +324,34 @@ class TurnExecutor:
                 if isinstance(data, dict):
                     if "__interrupt__" in data:
                         interrupts = list(data["__interrupt__"])
+                        # A static breakpoint reports an interrupt with no Interrupt in it.
+                        breakpoint_hit = breakpoint_hit or not interrupts
                     nodes = [n for n in data if not n.startswith("__")]
                     if nodes:
                         self._bus.publish(message.message_id, "update", {"nodes": nodes})
+        if breakpoint_hit and not interrupts:
+            snapshot = await self._graph.aget_state(_thread(message.session_id))
+            checkpoint_id = str(snapshot.config["configurable"]["checkpoint_id"])
+            return TurnOutcome(
+                status=MessageStatus.INTERRUPTED, interrupt=_breakpoint(checkpoint_id, snapshot.next)
+            )
         return _outcome_of_state(values, interrupts, message.message_id)
 
-    async def _rollback(self, message: MessageRecord) -> None:
-        """Put the session's graph state back where this turn found it (see the module docstring)."""
+    async def _rollback(self, message: MessageRecord) -> list[dict[str, Any]] | None:
+        """Put the session's graph state back where this turn found it (see the module docstring).
+
+        A failed resume also asks its questions again: LangGraph keeps a resume value with the paused
+        checkpoint, so retrying from that checkpoint would replay the failed answer. Parley copies the
+        checkpoint without its pending writes instead and runs the graph up to its interrupts again;
+        their new ids are returned, to be pending once more.
+        """
         thread = _thread(message.session_id)
         latest = await self._checkpointer.aget_tuple(thread)
-        if latest is None or latest.metadata.get(CHECKPOINT_TAG) != message.message_id:
-            return  # the turn wrote nothing
+        if latest is None:
+            return None
+        tagged = latest.metadata.get(CHECKPOINT_TAG) == message.message_id
+        if not tagged and message.kind is not MessageKind.RESUME:
+            return None  # the turn wrote nothing
         before: CheckpointTuple | None = latest
         while before is not None and before.metadata.get(CHECKPOINT_TAG) == message.message_id:
             before = (
@@ -310,6 +359,11 @@ class TurnExecutor:
             )
         if before is None:
             await self._checkpointer.adelete_thread(message.session_id)
-            return
-        config = cast("RunnableConfig", {**before.config, "metadata": {ROLLBACK_TAG: message.message_id}})
+            return None
+        metadata = {ROLLBACK_TAG: message.message_id, USER_TAG: message.user_id}
+        config = cast("RunnableConfig", {**before.config, "metadata": metadata})
         await self._graph.aupdate_state(config, None)
+        if message.kind is not MessageKind.RESUME:
+            return None
+        outcome = await self._stream(None, {**thread, "metadata": metadata}, message)
+        return outcome.interrupt
