@@ -35,6 +35,7 @@ async def test_a_message_is_answered_inline(harness: AppHarness) -> None:
     assert set(body) == {
         "message_id",
         "session_id",
+        "kind",
         "status",
         "reply",
         "interrupt",

@@ -15,7 +15,7 @@ from parley import __version__
 from parley.api.deps import Services
 from parley.api.errors import install_error_handlers
 from parley.api.middleware import BodySizeLimit
-from parley.api.routers import chat, messages, ops, sessions
+from parley.api.routers import chat, interrupts, messages, ops, sessions
 from parley.bots.context import GraphContext
 from parley.core.errors import ConfigurationError
 from parley.core.events import EventBus
@@ -109,6 +109,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = resolved
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=resolved.max_body_bytes)
-    for module in (chat, messages, sessions, ops):
+    for module in (chat, messages, sessions, interrupts, ops):
         app.include_router(module.router)
     return app

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from parley.api.errors import UnsupportedMediaType
+from parley.core.errors import Forbidden, InvalidInput
 from parley.core.events import EventBus
 from parley.runners.base import Runner
 from parley.settings import Settings
@@ -58,7 +60,40 @@ async def require_json(request: Request) -> None:
         )
 
 
+class Role(StrEnum):
+    """Who is calling: an end user (default) or an operator."""
+
+    USER = "user"
+    OPERATOR = "operator"
+
+
+async def get_role(
+    settings: Annotated[Settings, Depends(get_settings)],
+    x_role: Annotated[
+        str | None,
+        Header(description="operator, where PARLEY_OPERATOR_HEADER_ENABLED allows it (until API keys)."),
+    ] = None,
+) -> Role:
+    """The caller's role. The header is trusted only when settings say so; otherwise it is refused
+    rather than ignored, so that a misconfigured operator console fails loudly."""
+    if x_role is None:
+        return Role.USER
+    if x_role not in (Role.USER, Role.OPERATOR):
+        raise InvalidInput("must be 'user' or 'operator'", loc=["header", "X-Role"])
+    if x_role == Role.OPERATOR and not settings.operator_header_enabled:
+        raise Forbidden("The operator role is disabled (PARLEY_OPERATOR_HEADER_ENABLED is off).")
+    return Role(x_role)
+
+
+async def require_operator(role: Annotated[Role, Depends(get_role)]) -> None:
+    """Only operators pass."""
+    if role is not Role.OPERATOR:
+        raise Forbidden("This needs the operator role (X-Role: operator).")
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
+RoleDep = Annotated[Role, Depends(get_role)]
+OperatorOnly = Depends(require_operator)
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 UserIdHeader = Annotated[
     str,

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from parley.core.statuses import MessageStatus, SessionStatus
-from parley.storage.records import MessageRecord, SessionRecord, TranscriptEntry
+from parley.core.statuses import MessageKind, MessageStatus, SessionStatus
+from parley.storage.records import MessageRecord, PendingInterrupt, SessionRecord, TranscriptEntry
 
 UserId = Field(
     min_length=1,
@@ -45,11 +45,61 @@ class ChatRequest(BaseModel):
         return value
 
 
+class ResumeRequest(BaseModel):
+    """``POST /v1/sessions/{id}/resume``: the answer to one pending interrupt."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    user_id: str = UserId
+    interrupt_id: str = Field(
+        min_length=1, max_length=200, description="One of the session's pending interrupts."
+    )
+    value: Any = Field(description="The answer, as the graph's interrupt expects it (any JSON).")
+    wait: float | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds to wait for the turn before answering 202; default from settings.",
+    )
+
+
+class InterruptOut(BaseModel):
+    """A pending interrupt in the operator queue."""
+
+    interrupt_id: str
+    session_id: str
+    message_id: str
+    user_id: str
+    kind: str
+    value: Any
+    created_at: datetime
+    age_seconds: float
+
+    @classmethod
+    def of(cls, record: PendingInterrupt, *, now: datetime) -> InterruptOut:
+        return cls(
+            interrupt_id=record.interrupt_id,
+            session_id=record.session_id,
+            message_id=record.message_id,
+            user_id=record.user_id,
+            kind=record.kind,
+            value=record.value,
+            created_at=record.created_at,
+            age_seconds=round((now - record.created_at).total_seconds(), 3),
+        )
+
+
+class InterruptsOut(BaseModel):
+    """The operator queue: pending interrupts across sessions, oldest first."""
+
+    items: list[InterruptOut]
+
+
 class MessageOut(BaseModel):
     """The message resource."""
 
     message_id: str
     session_id: str
+    kind: MessageKind
     status: MessageStatus
     reply: str | None
     interrupt: list[dict[str, Any]] | None
@@ -63,6 +113,7 @@ class MessageOut(BaseModel):
         return cls(
             message_id=record.message_id,
             session_id=record.session_id,
+            kind=record.kind,
             status=record.status,
             reply=record.reply,
             interrupt=record.interrupt,

@@ -22,6 +22,7 @@ async def submit_chat(
     content: str,
     reject_if_busy: bool,
     idempotency_key: str | None = None,
+    answer_interrupts: bool = False,
 ) -> MessageRecord:
     """Record the user's message durably, then have its turn run. Returns the ``queued`` record.
 
@@ -35,6 +36,7 @@ async def submit_chat(
         kind=MessageKind.CHAT,
         reject_if_busy=reject_if_busy,
         idempotency_key=idempotency_key,
+        answer_interrupts=answer_interrupts,
     )
     if not record.status.is_terminal:
         runner.notify(record.session_id)

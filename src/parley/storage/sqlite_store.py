@@ -599,14 +599,15 @@ class SqliteStore:
         return record
 
     async def list_transcript(
-        self, *, session_id: str, user_id: str, after: int | None, limit: int
+        self, *, session_id: str, user_id: str, after: int | None, limit: int, operator: bool = False
     ) -> TranscriptPage:
         """See ``Store.list_transcript``."""
 
         def _q(conn: sqlite3.Connection) -> TranscriptPage | None:
             owner = conn.execute(
-                "SELECT 1 FROM parley_sessions WHERE session_id = ? AND user_id = ?",
-                (session_id, user_id),
+                "SELECT 1 FROM parley_sessions WHERE session_id = ?"
+                + ("" if operator else " AND user_id = ?"),
+                (session_id,) if operator else (session_id, user_id),
             ).fetchone()
             if owner is None:
                 return None

@@ -115,7 +115,7 @@ class Store(Protocol):
         """The session with its derived status, if it belongs to ``user_id`` (any, for an operator)."""
 
     async def list_transcript(
-        self, *, session_id: str, user_id: str, after: int | None, limit: int
+        self, *, session_id: str, user_id: str, after: int | None, limit: int, operator: bool = False
     ) -> TranscriptPage:
         """The transcript, oldest first, starting after position ``after``."""
 

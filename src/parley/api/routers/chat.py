@@ -17,7 +17,10 @@ router = APIRouter(prefix="/v1", tags=["chat"])
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     404: {"model": Problem, "description": "Unknown session, or another user's."},
-    409: {"model": Problem, "description": "The session is busy and the policy is reject."},
+    409: {
+        "model": Problem,
+        "description": "The session is busy and the policy is reject, or it waits on an interrupt.",
+    },
     413: {"model": Problem, "description": "Body too large."},
     415: {"model": Problem, "description": "Body is not JSON."},
     422: {"model": Problem, "description": "Invalid field; `errors` names it."},
@@ -81,6 +84,7 @@ async def post_chat(
         content=body.message,
         reject_if_busy=settings.busy_policy is BusyPolicy.REJECT,
         idempotency_key=idempotency_key,
+        answer_interrupts=settings.chat_while_interrupted == "answer",
     )
     record = await wait_for_terminal(store=services.store, bus=services.bus, message=record, timeout=wait)
     return message_response(record, response, prefer_async=wait == 0 and prefer is not None)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 
-from parley.api.deps import ServicesDep, UserIdHeader
-from parley.api.schemas import Problem, SessionOut, TranscriptItem, TranscriptOut
+from parley.api.deps import JsonBody, Role, RoleDep, ServicesDep, UserIdHeader
+from parley.api.routers.chat import message_response, resolve_wait
+from parley.api.schemas import MessageOut, Problem, ResumeRequest, SessionOut, TranscriptItem, TranscriptOut
+from parley.core.interrupts import resume_session
+from parley.core.messages import wait_for_terminal
 from parley.core.sessions import decode_cursor, delete_session, encode_cursor
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -22,9 +25,50 @@ _ERRORS: dict[int | str, dict[str, object]] = {404: {"model": Problem}, 422: {"m
     responses=_ERRORS,
     summary="Session status, pending interrupts, counts",
 )
-async def get_session(services: ServicesDep, user_id: UserIdHeader, session_id: SessionId) -> SessionOut:
-    record = await services.store.get_session(session_id=session_id, user_id=user_id)
+async def get_session(
+    services: ServicesDep, user_id: UserIdHeader, role: RoleDep, session_id: SessionId
+) -> SessionOut:
+    record = await services.store.get_session(
+        session_id=session_id, user_id=user_id, operator=role is Role.OPERATOR
+    )
     return SessionOut.of(record)
+
+
+@router.post(
+    "/{session_id}/resume",
+    response_model=MessageOut,
+    dependencies=[JsonBody],
+    responses={
+        202: {"model": MessageOut, "description": "Accepted; poll Location."},
+        403: {"model": Problem, "description": "An operator's review, answered by the end user."},
+        404: {"model": Problem},
+        409: {"model": Problem, "description": "The interrupt is not pending (answered, unknown, stale)."},
+        422: {"model": Problem},
+    },
+    summary="Answer a pending interrupt; get the turn's outcome, or 202 and a message to poll",
+)
+async def post_resume(
+    body: ResumeRequest,
+    services: ServicesDep,
+    role: RoleDep,
+    session_id: SessionId,
+    response: Response,
+    prefer: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
+) -> MessageOut:
+    wait = resolve_wait(requested=body.wait, prefer=prefer, settings=services.settings)
+    record = await resume_session(
+        store=services.store,
+        runner=services.runner,
+        session_id=session_id,
+        user_id=body.user_id,
+        operator=role is Role.OPERATOR,
+        interrupt_id=body.interrupt_id,
+        value=body.value,
+        idempotency_key=idempotency_key,
+    )
+    record = await wait_for_terminal(store=services.store, bus=services.bus, message=record, timeout=wait)
+    return message_response(record, response, prefer_async=wait == 0 and prefer is not None)
 
 
 @router.get(
@@ -36,13 +80,14 @@ async def get_session(services: ServicesDep, user_id: UserIdHeader, session_id: 
 async def get_transcript(
     services: ServicesDep,
     user_id: UserIdHeader,
+    role: RoleDep,
     session_id: SessionId,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> TranscriptOut:
     after = decode_cursor(cursor) if cursor is not None else None
     page = await services.store.list_transcript(
-        session_id=session_id, user_id=user_id, after=after, limit=limit
+        session_id=session_id, user_id=user_id, after=after, limit=limit, operator=role is Role.OPERATOR
     )
     return TranscriptOut(
         items=[TranscriptItem.of(entry) for entry in page.items],
