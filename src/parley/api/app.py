@@ -48,7 +48,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         model = build_chat_model(settings)
         graph = load_graph(
             settings.graph,
-            context=GraphContext(model=model, settings=settings),
+            context=GraphContext(model=model, settings=settings, store=store),
             checkpointer=checkpointer,
         )
         bus = EventBus()

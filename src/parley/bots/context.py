@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from langchain_core.language_models import BaseChatModel
 
 from parley.settings import Settings
+from parley.storage.store import Store
 
 
 @dataclass(frozen=True)
 class GraphContext:
-    """The configured chat model and settings, for a factory ``def build(ctx) -> StateGraph``."""
+    """The configured chat model and settings, for a factory ``def build(ctx) -> StateGraph``; and the
+    store, whose ``perform_action`` runs a side effect once per key (None: no actions available)."""
 
     model: BaseChatModel
     settings: Settings
+    store: Store | None = None

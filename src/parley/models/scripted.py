@@ -8,9 +8,10 @@ as it would any provider's. What it says comes, in order of precedence, from:
    ``ScriptedModelError`` (permanent), ``[[fail:timeout]]`` raises ``TimeoutError``,
    ``[[fail:rate_limit]]`` / ``[[fail:unavailable]]`` raise an error with HTTP status 429 / 503 (all three
    transient), ``[[flaky:N]]`` times out on the first N calls for that message and then answers,
-   ``[[reply:text]]`` answers ``text``;
+   ``[[reply:text]]`` answers ``text``, ``[[tool:name|{"json": "args"}]]`` (one or more) calls tools;
 2. the next step of its script (text, tool calls, a delay, an exception), consumed in order;
-3. by default, ``Echo: <the last user message>`` — deterministic, and bounded in length.
+3. by default, ``Echo: <the last user message>`` — deterministic, and bounded in length; after tool
+   results, ``Tool results: <name>: <result>; …``.
 """
 
 from __future__ import annotations
@@ -20,13 +21,21 @@ import json
 import re
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
@@ -71,6 +80,22 @@ def load_script(path: Path) -> list[ScriptStep]:
     if not isinstance(raw, list):
         raise ValueError(f"{path}: a script is a JSON list of steps")
     return [ScriptStep.model_validate(item) for item in raw]
+
+
+def _tool_call(directive: str, index: int) -> dict[str, Any]:
+    name, _, raw_args = directive.partition("|")
+    args = json.loads(raw_args) if raw_args.strip() else {}
+    return {"name": name.strip(), "args": args, "id": f"call_{uuid.uuid4().hex[:8]}_{index}"}
+
+
+def _is_summary_prompt(messages: list[BaseMessage]) -> bool:
+    from parley.bots.memory import SUMMARY_INSTRUCTIONS
+
+    return (
+        bool(messages)
+        and isinstance(messages[0], SystemMessage)
+        and messages[0].content == SUMMARY_INSTRUCTIONS
+    )
 
 
 def _text_of(message: BaseMessage) -> str:
@@ -119,6 +144,17 @@ class ScriptedChatModel(BaseChatModel):
         with self._lock:
             self._calls += 1
             scripted = self.script.pop(0) if self.script else None
+        if scripted is None and messages and isinstance(messages[-1], ToolMessage):
+            # After tools ran, say what they returned: deterministic, and enough to test tool flows.
+            results: list[str] = []
+            for message in reversed(messages):
+                if not isinstance(message, ToolMessage):
+                    break
+                results.insert(0, f"{message.name}: {_text_of(message)}")
+            return ScriptStep(text="Tool results: " + "; ".join(results))
+        if scripted is None and _is_summary_prompt(messages):
+            # The summariser quotes old messages, directives included: echo them, never obey them.
+            return ScriptStep(text=self._echo(_text_of(messages[-1])))
         last_user = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
         text = _text_of(last_user) if last_user is not None else ""
         directives = dict((name.lower(), arg or "") for name, arg in _DIRECTIVE.findall(text))
@@ -135,6 +171,11 @@ class ScriptedChatModel(BaseChatModel):
                         step.error = "timeout"
             if "reply" in directives:
                 step.text = directives["reply"]
+            calls = [arg for name, arg in _DIRECTIVE.findall(text) if name.lower() == "tool"]
+            if calls and not step.error:
+                step.tool_calls = [_tool_call(arg, index) for index, arg in enumerate(calls)]
+                step.text = step.text or ""
+                return step
             if step.error or step.text is not None:
                 return step
             if scripted is None:
