@@ -301,7 +301,7 @@ class TurnExecutor:
 
     async def _stream(self, graph_input: Any, config: dict[str, Any], message: MessageRecord) -> TurnOutcome:
         values: dict[str, Any] | None = None
-        interrupts: list[Interrupt] = []
+        interrupts: dict[str, Interrupt] = {}
         breakpoint_hit = False
         async for raw in self._graph.astream(
             graph_input,
@@ -317,15 +317,16 @@ class TurnExecutor:
             kind = part["type"]
             if kind == "values":
                 values = part["data"]
-                if part.get("interrupts"):
-                    interrupts = list(part["interrupts"])
+                for pending in part.get("interrupts") or ():
+                    interrupts.setdefault(pending.id, pending)
             elif kind == "updates":
                 data = part["data"]
                 if isinstance(data, dict):
                     if "__interrupt__" in data:
-                        interrupts = list(data["__interrupt__"])
-                        # A static breakpoint reports an interrupt with no Interrupt in it.
-                        breakpoint_hit = breakpoint_hit or not interrupts
+                        # Parallel nodes each report their own; a static breakpoint reports none.
+                        for pending in data["__interrupt__"]:
+                            interrupts.setdefault(pending.id, pending)
+                        breakpoint_hit = breakpoint_hit or not data["__interrupt__"]
                     nodes = [n for n in data if not n.startswith("__")]
                     if nodes:
                         self._bus.publish(message.message_id, "update", {"nodes": nodes})
@@ -335,7 +336,7 @@ class TurnExecutor:
             return TurnOutcome(
                 status=MessageStatus.INTERRUPTED, interrupt=_breakpoint(checkpoint_id, snapshot.next)
             )
-        return _outcome_of_state(values, interrupts, message.message_id)
+        return _outcome_of_state(values, list(interrupts.values()), message.message_id)
 
     async def _rollback(self, message: MessageRecord) -> list[dict[str, Any]] | None:
         """Put the session's graph state back where this turn found it (see the module docstring).
