@@ -43,6 +43,7 @@ async def test_a_message_is_answered_inline(harness: AppHarness) -> None:
         "created_at",
         "updated_at",
         "attempts",
+        "usage",
     }
 
 
@@ -204,3 +205,35 @@ async def test_delete_refuses_while_a_turn_is_pending(harness: AppHarness) -> No
         f"/v1/sessions/{body['session_id']}", headers={"X-User-Id": "alice"}
     )
     assert response.status_code == 204
+
+
+async def test_reply_tokens_and_node_updates_are_published_as_the_turn_runs(harness: AppHarness) -> None:
+    accepted = (await harness.chat(message="[[sleep:0.3]] stream these words please", wait=0)).json()
+    events = []
+    async with harness.services.bus.subscribe(accepted["message_id"]) as queue:
+        while True:
+            event = await asyncio.wait_for(queue.get(), 10)
+            events.append(event)
+            if event.kind == "done":
+                break
+    tokens = [e.data["text"] for e in events if e.kind == "token"]
+    assert len(tokens) > 3
+    assert "".join(tokens) == "Echo: stream these words please"
+    assert all(e.data["node"] == "agent" for e in events if e.kind == "token")
+    assert {"nodes": ["agent"]} in [e.data for e in events if e.kind == "update"]
+    assert events[-1].data.reply == "".join(tokens)
+
+
+async def test_usage_is_recorded_on_the_message(harness: AppHarness) -> None:
+    body = (await harness.chat(message="count my tokens")).json()
+    usage = body["usage"]
+    assert usage["model_calls"] == 1
+    assert usage["model_errors"] == 0
+    assert usage["output_tokens"] == len(["Echo:", "count", "my", "tokens"])
+    assert usage["input_tokens"] > 0
+    assert usage["model_seconds"] > 0
+    assert usage["first_token_seconds"] is not None
+    failed = (await harness.chat(message="[[flaky:1]] once more", session_id=body["session_id"])).json()
+    assert failed["status"] == "completed"
+    assert failed["usage"]["model_calls"] == 2
+    assert failed["usage"]["model_errors"] == 1

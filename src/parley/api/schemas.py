@@ -107,6 +107,11 @@ class MessageOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     attempts: int
+    usage: dict[str, Any] | None = Field(
+        default=None,
+        description="The turn's model calls: model_calls, model_errors, input_tokens, output_tokens, "
+        "model_seconds, first_token_seconds.",
+    )
 
     @classmethod
     def of(cls, record: MessageRecord) -> MessageOut:
@@ -121,6 +126,7 @@ class MessageOut(BaseModel):
             created_at=record.created_at,
             updated_at=record.updated_at,
             attempts=record.attempts,
+            usage=record.usage,
         )
 
 

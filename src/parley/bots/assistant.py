@@ -97,7 +97,8 @@ def build_graph(ctx: GraphContext) -> StateGraph[AssistantState, Any, Any, Any]:
         )
         folded = messages[:cut]
         summary = await summarise(
-            model,
+            # "nostream": the summary is bookkeeping, not part of the reply streamed to the user.
+            model.with_config(tags=["nostream"]),
             previous=state.get("summary", ""),
             messages=folded,
             max_chars=settings.memory_max_summary_chars,

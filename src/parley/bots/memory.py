@@ -9,8 +9,8 @@ table, not here.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
     AIMessage,
     AnyMessage,
@@ -19,6 +19,7 @@ from langchain_core.messages import (
     RemoveMessage,
     SystemMessage,
 )
+from langchain_core.runnables import Runnable
 
 SUMMARY_INSTRUCTIONS = (
     "You maintain a running summary of a conversation between a user and an assistant. "
@@ -54,7 +55,7 @@ def render_for_summary(messages: Sequence[BaseMessage]) -> str:
 
 
 async def summarise(
-    model: BaseChatModel,
+    model: Runnable[Any, BaseMessage],
     *,
     previous: str,
     messages: Sequence[BaseMessage],

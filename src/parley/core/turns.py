@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.pregel import Pregel
@@ -39,6 +39,7 @@ from parley.core.errors import StorageUnavailable
 from parley.core.events import EventBus
 from parley.core.retry import backoff_seconds, is_transient
 from parley.core.statuses import CANCELLED_ERROR, InterruptKind, MessageKind, MessageStatus
+from parley.core.usage import UsageRecorder
 from parley.storage.records import MessageRecord
 from parley.storage.store import Store
 
@@ -146,6 +147,8 @@ class TurnExecutor:
         self._bus = bus
         self._policy = policy
         self._cancel_requests: set[str] = set()
+        # Per running message: the recorder its model calls report to, across attempts.
+        self._usage: dict[str, UsageRecorder] = {}
 
     def request_cancel(self, message_id: str) -> None:
         """Mark a message cancelled: a turn that has not started will not; one running is cancelled by
@@ -163,6 +166,7 @@ class TurnExecutor:
         if running is None:
             self._cancel_requests.discard(message_id)
             return None
+        usage = self._usage[message_id] = UsageRecorder()
         try:
             if message_id in self._cancel_requests:
                 outcome = _CANCELLED
@@ -176,6 +180,7 @@ class TurnExecutor:
                 outcome = await self._attempts(running)
         except asyncio.CancelledError:
             if message_id not in self._cancel_requests:
+                self._usage.pop(message_id, None)
                 await self._release(message_id)
                 raise
             task = asyncio.current_task()
@@ -191,12 +196,14 @@ class TurnExecutor:
             else:
                 if reposed:
                     outcome = TurnOutcome(status=outcome.status, error=outcome.error, interrupt=reposed)
+        self._usage.pop(message_id, None)
         final = await self._store.finish(
             message_id=message_id,
             status=outcome.status,
             reply=outcome.reply,
             interrupt=outcome.interrupt,
             error=outcome.error,
+            usage=usage.summary() if usage.calls else None,
         )
         self._cancel_requests.discard(message_id)
         if final is not None:
@@ -297,6 +304,9 @@ class TurnExecutor:
             **_thread(message.session_id),
             "metadata": {CHECKPOINT_TAG: message.message_id, USER_TAG: message.user_id},
         }
+        recorder = self._usage.get(message.message_id)
+        if recorder is not None:
+            config["callbacks"] = [recorder]
         return await self._stream(graph_input, config, message)
 
     async def _stream(self, graph_input: Any, config: dict[str, Any], message: MessageRecord) -> TurnOutcome:
@@ -306,7 +316,7 @@ class TurnExecutor:
         async for raw in self._graph.astream(
             graph_input,
             cast("RunnableConfig", config),
-            stream_mode=["updates", "values"],
+            stream_mode=["updates", "values", "messages"],
             durability=self._policy.durability,
             interrupt_before=list(self._policy.interrupt_before) or None,
             interrupt_after=list(self._policy.interrupt_after) or None,
@@ -315,7 +325,17 @@ class TurnExecutor:
             # The stream parts are TypedDicts of a union too wide to narrow usefully; read as dicts.
             part = cast("dict[str, Any]", raw)
             kind = part["type"]
-            if kind == "values":
+            if kind == "messages":
+                chunk, meta = part["data"]
+                # Reply deltas, as the model produces them; a model tagged "nostream" (the summariser)
+                # never reaches here.
+                if isinstance(chunk, AIMessageChunk) and chunk.content:
+                    self._bus.publish(
+                        message.message_id,
+                        "token",
+                        {"text": str(chunk.text), "node": meta.get("langgraph_node")},
+                    )
+            elif kind == "values":
                 values = part["data"]
                 for pending in part.get("interrupts") or ():
                     interrupts.setdefault(pending.id, pending)

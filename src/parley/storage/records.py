@@ -30,6 +30,7 @@ class MessageRecord:
     finished_at: datetime | None
     resume: Any = None
     actor: str | None = None
+    usage: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,7 @@ T = TypeVar("T")
 _PENDING_SQL = "(" + ", ".join(f"'{s.value}'" for s in sorted(PENDING_STATUSES)) + ")"
 _MESSAGE_COLUMNS = (
     "message_id, session_id, user_id, seq, kind, content, resume, status, reply, interrupt, error, "
-    "attempts, created_at, updated_at, started_at, finished_at, actor"
+    "attempts, created_at, updated_at, started_at, finished_at, actor, usage"
 )
 
 
@@ -128,6 +128,7 @@ def _message(row: sqlite3.Row) -> MessageRecord:
         started_at=_ts(row["started_at"]),
         finished_at=_ts(row["finished_at"]),
         actor=row["actor"],
+        usage=_loads(row["usage"]),
     )
 
 
@@ -515,20 +516,22 @@ class SqliteStore:
         reply: str | None = None,
         interrupt: list[dict[str, Any]] | None = None,
         error: dict[str, Any] | None = None,
+        usage: dict[str, Any] | None = None,
     ) -> MessageRecord | None:
         """See ``Store.finish``."""
         if not status.is_terminal:
             raise ValueError(f"{status} is not a terminal status")
         interrupt_json = None if interrupt is None else json.dumps(interrupt, default=str)
         error_json = None if error is None else json.dumps(error)
+        usage_json = None if usage is None else json.dumps(usage)
 
         def _tx(conn: sqlite3.Connection) -> sqlite3.Row | None:
             now = _now()
             row: sqlite3.Row | None = conn.execute(
-                "UPDATE parley_messages SET status = ?, reply = ?, interrupt = ?, error = ?, "
+                "UPDATE parley_messages SET status = ?, reply = ?, interrupt = ?, error = ?, usage = ?, "
                 "finished_at = ?, updated_at = ? "
                 f"WHERE message_id = ? AND status IN {_PENDING_SQL} RETURNING {_MESSAGE_COLUMNS}",
-                (status.value, reply, interrupt_json, error_json, now, now, message_id),
+                (status.value, reply, interrupt_json, error_json, usage_json, now, now, message_id),
             ).fetchone()
             if row is None:
                 return None

@@ -104,6 +104,7 @@ class Store(Protocol):
         reply: str | None = None,
         interrupt: list[dict[str, Any]] | None = None,
         error: dict[str, Any] | None = None,
+        usage: dict[str, Any] | None = None,
     ) -> MessageRecord | None:
         """Give a message its terminal status, once: None if it already had one.
 
