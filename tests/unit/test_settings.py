@@ -15,7 +15,7 @@ def test_defaults_are_the_embedded_mode(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.host == "127.0.0.1"
     assert settings.port == 8000
     assert settings.sqlite_path == Path("data/parley.sqlite")
-    assert settings.model_name == "scripted"
+    assert settings.model_name == "local"
     assert settings.busy_policy is BusyPolicy.ENQUEUE
     assert 0 < settings.default_wait <= settings.max_wait
 

@@ -84,8 +84,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.runner.start()
         if settings.model is None:
             logger.warning(
-                "PARLEY_MODEL is not set: using the deterministic 'scripted' model, which echoes. "
-                "Set PARLEY_MODEL=provider:model (e.g. openai:gpt-4o-mini) for a real one."
+                "PARLEY_MODEL is not set: using the offline 'local' model (SmolLM2-135M, in-process: small, "
+                "and its answers are weak). Set PARLEY_MODEL=provider:model (e.g. openai:gpt-4o-mini) for a "
+                "real one, or PARLEY_MODEL=scripted for the deterministic test model."
             )
         logger.info(
             "parley ready: storage=%s graph=%s model=%s",

