@@ -18,7 +18,7 @@ from tests.conftest import AppHarness
 def model() -> Iterator[LocalChatModel]:
     local = LocalChatModel(model_path=bundled_model_path(), max_tokens=24, pool_size=2, temperature=0.0)
     local.load()
-    yield local
+    return local
 
 
 async def test_it_loads_and_answers(model: LocalChatModel) -> None:

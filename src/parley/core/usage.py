@@ -23,6 +23,7 @@ class UsageRecorder(AsyncCallbackHandler):
         self.first_token_seconds: float | None = None
         self._started: dict[UUID, float] = {}
         self._first_seen: set[UUID] = set()
+        self._streamed: dict[UUID, int] = {}
 
     async def on_chat_model_start(
         self, serialized: dict[str, Any], messages: list[list[BaseMessage]], *, run_id: UUID, **kwargs: Any
@@ -40,7 +41,10 @@ class UsageRecorder(AsyncCallbackHandler):
         tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        if run_id in self._first_seen or run_id not in self._started or not token:
+        if run_id not in self._started or not token:
+            return
+        self._streamed[run_id] = self._streamed.get(run_id, 0) + 1
+        if run_id in self._first_seen:
             return
         self._first_seen.add(run_id)
         if self.first_token_seconds is None:
@@ -50,12 +54,18 @@ class UsageRecorder(AsyncCallbackHandler):
         started = self._started.pop(run_id, None)
         if started is not None:
             self.model_seconds += time.perf_counter() - started
+        streamed = self._streamed.pop(run_id, 0)
+        reported = False
         for generations in response.generations:
             for generation in generations:
                 usage = getattr(getattr(generation, "message", None), "usage_metadata", None)
                 if usage:
+                    reported = True
                     self.input_tokens += int(usage.get("input_tokens", 0))
                     self.output_tokens += int(usage.get("output_tokens", 0))
+        if not reported:
+            # Some servers send no usage with a stream; the streamed chunks are then the best count.
+            self.output_tokens += streamed
 
     async def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self.errors += 1

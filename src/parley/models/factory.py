@@ -19,6 +19,8 @@ def _provider_kwargs(provider: str, settings: Settings) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if settings.model_temperature is not None:
         kwargs["temperature"] = settings.model_temperature
+    if provider == "openai":
+        kwargs["stream_usage"] = True  # token counts on streamed answers too
     if settings.model_base_url is not None:
         kwargs["base_url"] = settings.model_base_url
         if provider == "openai" and not os.environ.get("OPENAI_API_KEY"):
