@@ -1,5 +1,6 @@
 """The physical limit Parley is compared with: a minimal FastAPI endpoint that invokes the same graph
-with the same checkpointer and durability, and nothing else (no message rows, no ordering, no waiting).
+(the bundled assistant, its tools bound to the model) with the same checkpointer and durability, and
+nothing else (no message rows, no ordering, no waiting, no token streaming, no usage).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from parley.core.turns import reply_of
 from parley.models.scripted import ScriptedChatModel
 from parley.settings import Settings
 from parley.storage.checkpointer import sqlite_checkpointer
+from parley.storage.sqlite_store import SqliteStore
 
 
 class Turn(BaseModel):
@@ -33,10 +35,17 @@ def create_app() -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with sqlite_checkpointer(path) as saver:
-            ctx = GraphContext(model=ScriptedChatModel(), settings=settings)
-            app.state.graph = build_graph(ctx).compile(checkpointer=saver)
-            yield
+        # The store only serves the assistant's tools (bound to the model, as in Parley); no turn here
+        # writes a message row.
+        store = SqliteStore(path.with_name(path.stem + "-actions.sqlite"))
+        await store.open()
+        try:
+            async with sqlite_checkpointer(path) as saver:
+                ctx = GraphContext(model=ScriptedChatModel(), settings=settings, store=store)
+                app.state.graph = build_graph(ctx).compile(checkpointer=saver)
+                yield
+        finally:
+            await store.close()
 
     app = FastAPI(lifespan=lifespan)
 

@@ -21,6 +21,7 @@ from parley.bots.context import GraphContext
 from parley.models.scripted import ScriptedChatModel
 from parley.settings import Settings
 from parley.storage.checkpointer import sqlite_checkpointer
+from parley.storage.sqlite_store import SqliteStore
 
 SESSIONS = 10
 WARMUP = 30
@@ -29,13 +30,15 @@ WARMUP = 30
 async def _measure(workdir: Path, endpoint_url: str, parley_url: str, turns: int) -> dict[str, list[float]]:
     settings = Settings(data_dir=workdir)
     timings: dict[str, list[float]] = {"in_process": [], "endpoint": [], "parley": []}
+    # The same graph as Parley's: the store serves the assistant's tools, bound to the model.
+    store = SqliteStore(workdir / "latency-inproc-actions.sqlite")
+    await store.open()
     async with (
         sqlite_checkpointer(workdir / "latency-inproc.sqlite") as saver,
         httpx.AsyncClient(timeout=30) as client,
     ):
-        graph = build_graph(GraphContext(model=ScriptedChatModel(), settings=settings)).compile(
-            checkpointer=saver
-        )
+        context = GraphContext(model=ScriptedChatModel(), settings=settings, store=store)
+        graph = build_graph(context).compile(checkpointer=saver)
         threads = [str(uuid.uuid4()) for _ in range(SESSIONS)]
         parley_sessions: list[str] = []
         for i in range(turns + WARMUP):
@@ -73,6 +76,7 @@ async def _measure(workdir: Path, endpoint_url: str, parley_url: str, turns: int
                 timings["in_process"].append(in_process)
                 timings["endpoint"].append(endpoint)
                 timings["parley"].append(parley)
+    await store.close()
     return timings
 
 

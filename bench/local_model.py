@@ -76,7 +76,7 @@ def run(workdir: Path, *, rounds: int = 5) -> dict[str, Any]:
         for i in range(rounds + 1):
             started = time.perf_counter()
             body = client.post(
-                "/v1/chat", json={"user_id": f"bench{i}", "message": PROMPT, "wait": 120}
+                "/v1/chat", json={"user_id": f"bench{i}", "message": PROMPT, "wait": 60}
             ).json()
             elapsed = time.perf_counter() - started
             assert body["status"] == "completed", body

@@ -4,12 +4,12 @@ crash before its checkpoint is not repeated."""
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
 from tests.e2e.server import ServerProcess
 from tests.e2e.test_server import ALICE, poll
+from tests.waiting import wait_until
 
 ORDER = '[[tool:place_order|{"item": "notebook", "quantity": 3}]] three notebooks'
 
@@ -61,10 +61,7 @@ def test_a_crash_between_an_action_and_its_checkpoint_does_not_repeat_it(tmp_pat
                 },
             ).json()
             # The order is committed; the step that placed it has not been checkpointed yet.
-            deadline = time.monotonic() + 10
-            while _count(data / "parley.sqlite", "parley_orders") == 0:
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+            wait_until(lambda: _count(data / "parley.sqlite", "parley_orders") == 1, what="the order")
         server.sigkill()
         server.restart()
         with server.client() as client:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
 from tests.e2e.server import ServerProcess
-from tests.e2e.test_server import ALICE, poll
+from tests.e2e.test_server import ALICE, poll, status_of
 from tests.graphs.chaos import open_effects
+from tests.waiting import wait_until
 
 
 def _runs(db: Path, message_id: str) -> tuple[int, int]:
@@ -41,15 +41,12 @@ def test_sigkill_mid_turn_resumes_after_the_last_completed_step(tmp_path: Path) 
             accepted = client.post(
                 "/v1/chat", json={"user_id": "alice", "message": "[[slow]] order", "wait": 0}
             ).json()
-            # Wait until the side-effect step is done and the slow last step is running.
-            deadline = time.monotonic() + 10
-            while _runs(effects_db, accepted["message_id"]) != (1, 1):
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+            # Wait until the side-effect step is done and the slow last step is running...
+            wait_until(lambda: _runs(effects_db, accepted["message_id"]) == (1, 1), what="the side effect")
             # ...and its checkpoint is written: input, start, plan, act — four for a session's first turn.
-            while _checkpoints(tmp_path / "data", accepted["session_id"]) < 4:
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+            wait_until(
+                lambda: _checkpoints(tmp_path / "data", accepted["session_id"]) >= 4, what="checkpoint"
+            )
         server.sigkill()
         server.restart()
         with server.client() as client:
@@ -74,12 +71,7 @@ def test_sigterm_gives_a_running_turn_its_grace_period(start_server: Any, tmp_pa
         accepted = client.post(
             "/v1/chat", json={"user_id": "alice", "message": "[[sleep:1.5]] hi", "wait": 0}
         ).json()
-        deadline = time.monotonic() + 10
-        while (
-            client.get(f"/v1/messages/{accepted['message_id']}", headers=ALICE).json()["status"] != "running"
-        ):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_until(lambda: status_of(client, accepted["message_id"]) == "running", what="the turn to run")
     assert first.stop()
     # The turn finished inside the grace period, before the process exited.
     with sqlite3.connect(data / "parley.sqlite") as conn:

@@ -13,8 +13,14 @@ from typing import Any
 import httpx
 
 from tests.e2e.server import REPO, ServerProcess
+from tests.waiting import wait_until
 
 ALICE = {"X-User-Id": "alice"}
+
+
+def status_of(client: httpx.Client, message_id: str) -> str:
+    status: str = client.get(f"/v1/messages/{message_id}", headers=ALICE).json()["status"]
+    return status
 
 
 def poll(client: httpx.Client, message_id: str, *, deadline: float = 20.0) -> dict[str, Any]:
@@ -86,12 +92,7 @@ def test_a_message_acknowledged_before_a_stop_is_finished_after_restart(
             "/v1/chat", json={"user_id": "alice", "message": "[[sleep:5]] long", "wait": 0}
         ).json()
         # Wait until the turn is running, then stop the server under it.
-        end = time.monotonic() + 10
-        while (
-            client.get(f"/v1/messages/{accepted['message_id']}", headers=ALICE).json()["status"] != "running"
-        ):
-            assert time.monotonic() < end
-            time.sleep(0.02)
+        wait_until(lambda: status_of(client, accepted["message_id"]) == "running", what="the turn to run")
     assert first.stop()
     second: ServerProcess = start_server(data)
     with second.client() as client:

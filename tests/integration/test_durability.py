@@ -13,6 +13,13 @@ import pytest
 from parley.core.statuses import MessageKind
 from tests.conftest import AppHarness
 from tests.integration.test_chat_api import poll_until_terminal
+from tests.waiting import wait_until_async
+
+
+async def _is_running(h: AppHarness, message_id: str) -> bool:
+    response = await h.client.get(f"/v1/messages/{message_id}", headers=ALICE)
+    return bool(response.json()["status"] == "running")
+
 
 FAST_RETRIES = {"retry_base_seconds": 0.01, "retry_max_seconds": 0.05}
 COUNTING = "tests.graphs.counting:graph"
@@ -90,12 +97,7 @@ async def test_cancelling_a_running_turn_rolls_the_state_back(
     first = (await h.chat(message="one")).json()
     sid = first["session_id"]
     running = (await h.chat(message="two [[sleep:10]]", session_id=sid, wait=0)).json()
-    deadline = time.monotonic() + 5
-    while (await h.client.get(f"/v1/messages/{running['message_id']}", headers=ALICE)).json()[
-        "status"
-    ] != "running":
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.01)
+    await wait_until_async(lambda: _is_running(h, running["message_id"]), what="the turn to run")
     started = time.monotonic()
     response = await h.client.post(f"/v1/messages/{running['message_id']}/cancel", headers=ALICE)
     assert response.status_code == 200
@@ -176,12 +178,7 @@ async def test_a_storage_outage_during_a_turn_leaves_it_retryable(
 ) -> None:
     h: AppHarness = await harness_factory(make_settings(graph=COUNTING))
     body = (await h.chat(message="hold on [[sleep:0.3]]", wait=0)).json()
-    deadline = time.monotonic() + 5
-    while (await h.client.get(f"/v1/messages/{body['message_id']}", headers=ALICE)).json()[
-        "status"
-    ] != "running":
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.01)
+    await wait_until_async(lambda: _is_running(h, body["message_id"]), what="the turn to run")
     # An outside writer holds the database while the turn ends: recording the outcome fails.
     blocker = sqlite3.connect(h.services.settings.sqlite_path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")

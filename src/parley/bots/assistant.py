@@ -31,6 +31,7 @@ from parley.bots.memory import overflow_cut, removals, summarise
 from parley.bots.review import ReviewPolicy
 from parley.bots.tools import SENSITIVE, TOOLS, Decision, describe, parse_decision
 from parley.core.turns import USER_TAG
+from parley.core.usage import NOSTREAM_TAG
 from parley.storage.demo_shop import CATALOG
 
 logger = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def build_graph(ctx: GraphContext) -> StateGraph[AssistantState, Any, Any, Any]:
         folded = messages[:cut]
         summary = await summarise(
             # "nostream": the summary is bookkeeping, not part of the reply streamed to the user.
-            model.with_config(tags=["nostream"]),
+            model.with_config(tags=[NOSTREAM_TAG]),
             previous=state.get("summary", ""),
             messages=folded,
             max_chars=settings.memory_max_summary_chars,

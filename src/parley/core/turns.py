@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.pregel import Pregel
@@ -39,7 +39,7 @@ from parley.core.errors import StorageUnavailable
 from parley.core.events import EventBus
 from parley.core.retry import backoff_seconds, is_transient
 from parley.core.statuses import CANCELLED_ERROR, InterruptKind, MessageKind, MessageStatus
-from parley.core.usage import UsageRecorder
+from parley.core.usage import StreamingTurnObserver, TurnObserver
 from parley.storage.records import MessageRecord
 from parley.storage.store import Store
 
@@ -148,7 +148,7 @@ class TurnExecutor:
         self._policy = policy
         self._cancel_requests: set[str] = set()
         # Per running message: the recorder its model calls report to, across attempts.
-        self._usage: dict[str, UsageRecorder] = {}
+        self._usage: dict[str, TurnObserver] = {}
 
     def request_cancel(self, message_id: str) -> None:
         """Mark a message cancelled: a turn that has not started will not; one running is cancelled by
@@ -166,7 +166,9 @@ class TurnExecutor:
         if running is None:
             self._cancel_requests.discard(message_id)
             return None
-        usage = self._usage[message_id] = UsageRecorder()
+        usage = self._usage[message_id] = StreamingTurnObserver(
+            lambda text, node: self._bus.publish(message_id, "token", {"text": text, "node": node})
+        )
         try:
             if message_id in self._cancel_requests:
                 outcome = _CANCELLED
@@ -316,7 +318,7 @@ class TurnExecutor:
         async for raw in self._graph.astream(
             graph_input,
             cast("RunnableConfig", config),
-            stream_mode=["updates", "values", "messages"],
+            stream_mode=["updates", "values"],
             durability=self._policy.durability,
             interrupt_before=list(self._policy.interrupt_before) or None,
             interrupt_after=list(self._policy.interrupt_after) or None,
@@ -325,17 +327,7 @@ class TurnExecutor:
             # The stream parts are TypedDicts of a union too wide to narrow usefully; read as dicts.
             part = cast("dict[str, Any]", raw)
             kind = part["type"]
-            if kind == "messages":
-                chunk, meta = part["data"]
-                # Reply deltas, as the model produces them; a model tagged "nostream" (the summariser)
-                # never reaches here.
-                if isinstance(chunk, AIMessageChunk) and chunk.content:
-                    self._bus.publish(
-                        message.message_id,
-                        "token",
-                        {"text": str(chunk.text), "node": meta.get("langgraph_node")},
-                    )
-            elif kind == "values":
+            if kind == "values":
                 values = part["data"]
                 for pending in part.get("interrupts") or ():
                     interrupts.setdefault(pending.id, pending)

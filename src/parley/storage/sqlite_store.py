@@ -88,6 +88,23 @@ def _exclusive_lock(path: Path) -> IO[bytes]:
     return handle
 
 
+def _session_row(
+    conn: sqlite3.Connection, *, session_id: str, user_id: str, operator: bool = False
+) -> sqlite3.Row:
+    """The session's row if the caller may see it — its owner, or an operator; else ``NotFound``.
+
+    Every user-reachable query starts here, so the ownership rule lives in one place.
+    """
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT session_id, user_id, created_at, updated_at FROM parley_sessions WHERE session_id = ?"
+        + ("" if operator else " AND user_id = ?"),
+        (session_id,) if operator else (session_id, user_id),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"Session {session_id} not found.")
+    return row
+
+
 def _request_hash(*parts: str | None) -> str:
     """What an idempotent repeat must match: the same session, content and kind."""
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
@@ -242,12 +259,7 @@ class SqliteStore:
                     (sid, user_id, now, now),
                 )
             else:
-                owner = conn.execute(
-                    "SELECT 1 FROM parley_sessions WHERE session_id = ? AND user_id = ?",
-                    (sid, user_id),
-                ).fetchone()
-                if owner is None:
-                    raise NotFound(f"Session {sid} not found.")
+                _session_row(conn, session_id=sid, user_id=user_id)
                 if reject_if_busy:
                     busy = conn.execute(
                         "SELECT message_id FROM parley_messages "
@@ -343,13 +355,7 @@ class SqliteStore:
                             "was used before with a different request", loc=["header", "Idempotency-Key"]
                         )
                     return _message(earlier)
-            owner = conn.execute(
-                "SELECT user_id FROM parley_sessions WHERE session_id = ?"
-                + ("" if operator else " AND user_id = ?"),
-                (session_id,) if operator else (session_id, user_id),
-            ).fetchone()
-            if owner is None:
-                raise NotFound(f"Session {session_id} not found.")
+            owner = _session_row(conn, session_id=session_id, user_id=user_id, operator=operator)
             message_id = str(uuid.uuid4())
             interrupts.claim(
                 conn,
@@ -563,14 +569,8 @@ class SqliteStore:
     async def get_session(self, *, session_id: str, user_id: str, operator: bool = False) -> SessionRecord:
         """See ``Store.get_session``."""
 
-        def _q(conn: sqlite3.Connection) -> SessionRecord | None:
-            srow = conn.execute(
-                "SELECT session_id, user_id, created_at, updated_at FROM parley_sessions WHERE session_id = ?"
-                + ("" if operator else " AND user_id = ?"),
-                (session_id,) if operator else (session_id, user_id),
-            ).fetchone()
-            if srow is None:
-                return None
+        def _q(conn: sqlite3.Connection) -> SessionRecord:
+            srow = _session_row(conn, session_id=session_id, user_id=user_id, operator=operator)
             counts = conn.execute(
                 "SELECT count(*), "
                 f"coalesce(sum(status IN {_PENDING_SQL}), 0) "
@@ -596,24 +596,15 @@ class SqliteStore:
                 interrupts=interrupts.pending(conn, session_id=session_id),
             )
 
-        record = await self._run(_q)
-        if record is None:
-            raise NotFound(f"Session {session_id} not found.")
-        return record
+        return await self._run(_q)
 
     async def list_transcript(
         self, *, session_id: str, user_id: str, after: int | None, limit: int, operator: bool = False
     ) -> TranscriptPage:
         """See ``Store.list_transcript``."""
 
-        def _q(conn: sqlite3.Connection) -> TranscriptPage | None:
-            owner = conn.execute(
-                "SELECT 1 FROM parley_sessions WHERE session_id = ?"
-                + ("" if operator else " AND user_id = ?"),
-                (session_id,) if operator else (session_id, user_id),
-            ).fetchone()
-            if owner is None:
-                return None
+        def _q(conn: sqlite3.Connection) -> TranscriptPage:
+            _session_row(conn, session_id=session_id, user_id=user_id, operator=operator)
             rows = conn.execute(
                 "SELECT position, message_id, role, content, created_at FROM parley_transcript "
                 "WHERE session_id = ? AND position > ? ORDER BY position LIMIT ?",
@@ -632,21 +623,13 @@ class SqliteStore:
             more = len(rows) > limit
             return TranscriptPage(items=items, next_position=items[-1].position if more else None)
 
-        page = await self._run(_q)
-        if page is None:
-            raise NotFound(f"Session {session_id} not found.")
-        return page
+        return await self._run(_q)
 
     async def delete_session(self, *, session_id: str, user_id: str) -> None:
         """See ``Store.delete_session``."""
 
         def _tx(conn: sqlite3.Connection) -> None:
-            owner = conn.execute(
-                "SELECT 1 FROM parley_sessions WHERE session_id = ? AND user_id = ?",
-                (session_id, user_id),
-            ).fetchone()
-            if owner is None:
-                raise NotFound(f"Session {session_id} not found.")
+            _session_row(conn, session_id=session_id, user_id=user_id)
             busy = conn.execute(
                 f"SELECT message_id FROM parley_messages WHERE session_id = ? "
                 f"AND status IN {_PENDING_SQL} LIMIT 1",
