@@ -87,13 +87,16 @@ async def test_concurrent_rejecting_accepts_let_exactly_one_through(store: Sqlit
 async def test_pending_messages_come_out_in_arrival_order(store: SqliteStore) -> None:
     first = await _accept(store, text="1")
     second = await _accept(store, first.session_id, text="2")
-    assert (await store.next_pending(session_id=first.session_id)).message_id == first.message_id  # type: ignore[union-attr]
+    assert (await store.next_pending(session_id=first.session_id)).more is True
+    assert (await store.next_pending(session_id=first.session_id)).message.message_id == first.message_id  # type: ignore[union-attr]
     await store.mark_running(message_id=first.message_id)
     # A running message (left by a crash) is still the next one: it is resumed before newer ones.
-    assert (await store.next_pending(session_id=first.session_id)).message_id == first.message_id  # type: ignore[union-attr]
+    assert (await store.next_pending(session_id=first.session_id)).message.message_id == first.message_id  # type: ignore[union-attr]
     await store.finish(message_id=first.message_id, status=MessageStatus.COMPLETED, reply="r1")
-    assert (await store.next_pending(session_id=first.session_id)).message_id == second.message_id  # type: ignore[union-attr]
+    assert (await store.next_pending(session_id=first.session_id)).message.message_id == second.message_id  # type: ignore[union-attr]
     assert await store.sessions_with_pending() == [first.session_id]
+    head = await store.next_pending(session_id=first.session_id)
+    assert head.more is False
 
 
 async def test_mark_running_counts_attempts_and_skips_terminal(store: SqliteStore) -> None:

@@ -27,28 +27,38 @@ class EventBus:
     """Fan-out of message events to in-process subscribers."""
 
     def __init__(self) -> None:
-        self._subscribers: defaultdict[str, set[asyncio.Queue[MessageEvent]]] = defaultdict(set)
+        # message id -> queue -> the event kinds it wants (None: all)
+        self._subscribers: defaultdict[str, dict[asyncio.Queue[MessageEvent], frozenset[str] | None]] = (
+            defaultdict(dict)
+        )
 
     def publish(self, message_id: str, kind: str, data: Any = None) -> None:
-        """Deliver an event to every current subscriber of ``message_id``."""
+        """Deliver an event to every current subscriber of ``message_id`` that wants its kind."""
         queues = self._subscribers.get(message_id)
         if not queues:
             return
         event = MessageEvent(kind, data)
-        for queue in queues:
-            queue.put_nowait(event)
+        for queue, kinds in queues.items():
+            if kinds is None or kind in kinds:
+                queue.put_nowait(event)
 
     @asynccontextmanager
-    async def subscribe(self, message_id: str) -> AsyncIterator[asyncio.Queue[MessageEvent]]:
-        """A queue of the message's events from now on, removed when the block ends."""
+    async def subscribe(
+        self, message_id: str, *, kinds: frozenset[str] | None = None
+    ) -> AsyncIterator[asyncio.Queue[MessageEvent]]:
+        """A queue of the message's events (of ``kinds``, or all) from now on, removed when the block ends.
+
+        A waiter that only needs the outcome asks for ``done`` alone: under load, not being woken for
+        every token is measurable.
+        """
         queue: asyncio.Queue[MessageEvent] = asyncio.Queue()
-        self._subscribers[message_id].add(queue)
+        self._subscribers[message_id][queue] = kinds
         try:
             yield queue
         finally:
             queues = self._subscribers.get(message_id)
             if queues is not None:
-                queues.discard(queue)
+                queues.pop(queue, None)
                 if not queues:
                     del self._subscribers[message_id]
 

@@ -43,6 +43,9 @@ async def submit_chat(
     return record
 
 
+DONE_ONLY = frozenset({"done"})
+
+
 async def wait_for_terminal(
     *,
     store: Store,
@@ -58,7 +61,7 @@ async def wait_for_terminal(
     if timeout <= 0 or message.status.is_terminal:
         return message
     deadline = time.monotonic() + timeout
-    async with bus.subscribe(message.message_id) as events:
+    async with bus.subscribe(message.message_id, kinds=DONE_ONLY) as events:
         current = await store.get_message(message_id=message.message_id, user_id=message.user_id)
         while not current.status.is_terminal:
             remaining = deadline - time.monotonic()

@@ -70,7 +70,8 @@ class InProcessRunner:
             while self._accepting:
                 self._dirty.discard(session_id)
                 try:
-                    message = await self._store.next_pending(session_id=session_id)
+                    head = await self._store.next_pending(session_id=session_id)
+                    message = head.message
                     if message is None:
                         # Between the query and here nothing awaited, so a notify that raced the
                         # query has set the dirty flag, which we check before leaving.
@@ -86,6 +87,10 @@ class InProcessRunner:
                         finally:
                             self._turns.pop(message.message_id, None)
                     backoff = 0.5
+                    if not head.more and session_id not in self._dirty:
+                        # Nothing else was pending when we looked and nothing was accepted since: done,
+                        # without asking storage again (one query less per turn, measurable under load).
+                        return
                 except StorageUnavailable:
                     logger.warning(
                         "storage unavailable while running session %s; retrying in %.1fs",

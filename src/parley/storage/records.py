@@ -34,6 +34,14 @@ class MessageRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingHead:
+    """A session's oldest pending message, and whether another is pending behind it."""
+
+    message: MessageRecord | None
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
 class PendingInterrupt:
     """An interrupt a session waits on, until a resume claims it."""
 

@@ -42,6 +42,7 @@ from parley.storage import sqlite_interrupts as interrupts
 from parley.storage.migrations.runner import apply_sqlite_migrations, latest_version
 from parley.storage.records import (
     MessageRecord,
+    PendingHead,
     PendingInterrupt,
     SessionRecord,
     TranscriptEntry,
@@ -441,19 +442,18 @@ class SqliteStore:
         row = await self._run(_q)
         return None if row is None else _message(row)
 
-    async def next_pending(self, *, session_id: str) -> MessageRecord | None:
+    async def next_pending(self, *, session_id: str) -> PendingHead:
         """See ``Store.next_pending``."""
 
-        def _q(conn: sqlite3.Connection) -> sqlite3.Row | None:
-            row: sqlite3.Row | None = conn.execute(
+        def _q(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            return conn.execute(
                 f"SELECT {_MESSAGE_COLUMNS} FROM parley_messages "
-                f"WHERE session_id = ? AND status IN {_PENDING_SQL} ORDER BY seq LIMIT 1",
+                f"WHERE session_id = ? AND status IN {_PENDING_SQL} ORDER BY seq LIMIT 2",
                 (session_id,),
-            ).fetchone()
-            return row
+            ).fetchall()
 
-        row = await self._run(_q)
-        return None if row is None else _message(row)
+        rows = await self._run(_q)
+        return PendingHead(message=_message(rows[0]) if rows else None, more=len(rows) > 1)
 
     async def sessions_with_pending(self) -> list[str]:
         """See ``Store.sessions_with_pending``."""

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from parley.core.statuses import MessageKind, MessageStatus
-from parley.storage.records import MessageRecord, PendingInterrupt, SessionRecord, TranscriptPage
+from parley.storage.records import MessageRecord, PendingHead, PendingInterrupt, SessionRecord, TranscriptPage
 
 
 class Store(Protocol):
@@ -80,8 +80,8 @@ class Store(Protocol):
     async def load_message(self, *, message_id: str) -> MessageRecord | None:
         """The message regardless of owner: for the runner, never for a request."""
 
-    async def next_pending(self, *, session_id: str) -> MessageRecord | None:
-        """The session's oldest message not yet in a terminal status."""
+    async def next_pending(self, *, session_id: str) -> PendingHead:
+        """The session's oldest message not yet in a terminal status, and whether there are more."""
 
     async def sessions_with_pending(self) -> list[str]:
         """Every session that has a message not yet in a terminal status (for recovery)."""
