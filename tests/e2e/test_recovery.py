@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.server import ServerProcess
-from tests.e2e.test_server import ALICE, poll, status_of
+from tests.e2e.test_server import ALICE, poll, start_running
 from tests.graphs.chaos import open_effects
 from tests.waiting import wait_until
 
@@ -68,10 +68,7 @@ def test_sigterm_gives_a_running_turn_its_grace_period(start_server: Any, tmp_pa
     data = tmp_path / "shared"
     first: ServerProcess = start_server(data, PARLEY_SHUTDOWN_GRACE_SECONDS="20")
     with first.client() as client:
-        accepted = client.post(
-            "/v1/chat", json={"user_id": "alice", "message": "[[sleep:1.5]] hi", "wait": 0}
-        ).json()
-        wait_until(lambda: status_of(client, accepted["message_id"]) == "running", what="the turn to run")
+        accepted = start_running(client, "[[sleep:1.5]] hi")
     assert first.stop()
     # The turn finished inside the grace period, before the process exited.
     with sqlite3.connect(data / "parley.sqlite") as conn:

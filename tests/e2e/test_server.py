@@ -23,6 +23,15 @@ def status_of(client: httpx.Client, message_id: str) -> str:
     return status
 
 
+def start_running(client: httpx.Client, message: str) -> dict[str, Any]:
+    """Send a message without waiting, and return once its turn is running."""
+    accepted: dict[str, Any] = client.post(
+        "/v1/chat", json={"user_id": "alice", "message": message, "wait": 0}
+    ).json()
+    wait_until(lambda: status_of(client, accepted["message_id"]) == "running", what="the turn to run")
+    return accepted
+
+
 def poll(client: httpx.Client, message_id: str, *, deadline: float = 20.0) -> dict[str, Any]:
     end = time.monotonic() + deadline
     while True:
@@ -88,11 +97,8 @@ def test_a_message_acknowledged_before_a_stop_is_finished_after_restart(
     data = tmp_path / "shared"
     first: ServerProcess = start_server(data, PARLEY_SHUTDOWN_GRACE_SECONDS="0")
     with first.client() as client:
-        accepted = client.post(
-            "/v1/chat", json={"user_id": "alice", "message": "[[sleep:5]] long", "wait": 0}
-        ).json()
-        # Wait until the turn is running, then stop the server under it.
-        wait_until(lambda: status_of(client, accepted["message_id"]) == "running", what="the turn to run")
+        # Stop the server under a running turn.
+        accepted = start_running(client, "[[sleep:5]] long")
     assert first.stop()
     second: ServerProcess = start_server(data)
     with second.client() as client:

@@ -288,20 +288,26 @@ class TurnExecutor:
 
     async def _invoke(self, message: MessageRecord) -> TurnOutcome:
         graph_input = self._fresh_input(message)
+        known_values: dict[str, Any] | None = None
         if message.attempts > 1:
             snapshot = await self._graph.aget_state(_thread(message.session_id))
             if (snapshot.metadata or {}).get(CHECKPOINT_TAG) == message.message_id and self._input_applied(
                 message, snapshot.values
             ):
-                if snapshot.interrupts or not snapshot.next:
-                    # The graph had already paused or finished; only the outcome was not recorded.
+                if snapshot.interrupts:
+                    # The graph had already paused; only the outcome was not recorded.
                     return _outcome_of_state(snapshot.values, snapshot.interrupts, message.message_id)
                 if set(snapshot.next) & set(self._policy.interrupt_before):
                     checkpoint_id = str(snapshot.config["configurable"]["checkpoint_id"])
                     return TurnOutcome(
                         status=MessageStatus.INTERRUPTED, interrupt=_breakpoint(checkpoint_id, snapshot.next)
                     )
-                graph_input = None  # continue from the last completed step
+                # Continue from the last completed step. An empty ``next`` does not mean finished: the
+                # step's writes may be saved without the checkpoint after them (the chaos test caught
+                # this), and LangGraph goes on from there; a graph that had finished runs nothing, and
+                # then its state is the outcome.
+                graph_input = None
+                known_values = snapshot.values
         config: dict[str, Any] = {
             **_thread(message.session_id),
             "metadata": {CHECKPOINT_TAG: message.message_id, USER_TAG: message.user_id},
@@ -309,10 +315,17 @@ class TurnExecutor:
         recorder = self._usage.get(message.message_id)
         if recorder is not None:
             config["callbacks"] = [recorder]
-        return await self._stream(graph_input, config, message)
+        return await self._stream(graph_input, config, message, known_values=known_values)
 
-    async def _stream(self, graph_input: Any, config: dict[str, Any], message: MessageRecord) -> TurnOutcome:
-        values: dict[str, Any] | None = None
+    async def _stream(
+        self,
+        graph_input: Any,
+        config: dict[str, Any],
+        message: MessageRecord,
+        *,
+        known_values: dict[str, Any] | None = None,
+    ) -> TurnOutcome:
+        values: dict[str, Any] | None = known_values
         interrupts: dict[str, Interrupt] = {}
         breakpoint_hit = False
         async for raw in self._graph.astream(

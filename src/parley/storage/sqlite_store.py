@@ -467,52 +467,43 @@ class SqliteStore:
 
         return await self._run(_q)
 
-    async def mark_running(self, *, message_id: str) -> MessageRecord | None:
-        """See ``Store.mark_running``."""
+    async def _update_message(self, sql: str, params: tuple[Any, ...]) -> MessageRecord | None:
+        """One guarded ``UPDATE parley_messages … WHERE`` in its own transaction: the row after it, or
+        None when the guard matched nothing (the message was not in the expected status)."""
 
         def _tx(conn: sqlite3.Connection) -> sqlite3.Row | None:
-            now = _now()
-            row: sqlite3.Row | None = conn.execute(
-                "UPDATE parley_messages SET status = 'running', attempts = attempts + 1, "
-                "started_at = coalesce(started_at, ?), updated_at = ? "
-                f"WHERE message_id = ? AND status IN {_PENDING_SQL} RETURNING {_MESSAGE_COLUMNS}",
-                (now, now, message_id),
-            ).fetchone()
+            row: sqlite3.Row | None = conn.execute(f"{sql} RETURNING {_MESSAGE_COLUMNS}", params).fetchone()
             return row
 
         row = await self._run(lambda conn: self._write(conn, _tx))
         return None if row is None else _message(row)
+
+    async def mark_running(self, *, message_id: str) -> MessageRecord | None:
+        """See ``Store.mark_running``."""
+        now = _now()
+        return await self._update_message(
+            "UPDATE parley_messages SET status = 'running', attempts = attempts + 1, "
+            "started_at = coalesce(started_at, ?), updated_at = ? "
+            f"WHERE message_id = ? AND status IN {_PENDING_SQL}",
+            (now, now, message_id),
+        )
 
     async def release(self, *, message_id: str) -> MessageRecord | None:
         """See ``Store.release``."""
-
-        def _tx(conn: sqlite3.Connection) -> sqlite3.Row | None:
-            now = _now()
-            row: sqlite3.Row | None = conn.execute(
-                "UPDATE parley_messages SET status = 'queued', attempts = max(attempts - 1, 0), "
-                f"updated_at = ? WHERE message_id = ? AND status = 'running' RETURNING {_MESSAGE_COLUMNS}",
-                (now, message_id),
-            ).fetchone()
-            return row
-
-        row = await self._run(lambda conn: self._write(conn, _tx))
-        return None if row is None else _message(row)
+        return await self._update_message(
+            "UPDATE parley_messages SET status = 'queued', attempts = max(attempts - 1, 0), "
+            "updated_at = ? WHERE message_id = ? AND status = 'running'",
+            (_now(), message_id),
+        )
 
     async def cancel_if_queued(self, *, message_id: str) -> MessageRecord | None:
         """See ``Store.cancel_if_queued``."""
-
-        def _tx(conn: sqlite3.Connection) -> sqlite3.Row | None:
-            now = _now()
-            row: sqlite3.Row | None = conn.execute(
-                "UPDATE parley_messages SET status = 'cancelled', finished_at = ?, updated_at = ?, "
-                "error = ? WHERE message_id = ? AND status = 'queued' "
-                f"RETURNING {_MESSAGE_COLUMNS}",
-                (now, now, json.dumps(CANCELLED_ERROR), message_id),
-            ).fetchone()
-            return row
-
-        row = await self._run(lambda conn: self._write(conn, _tx))
-        return None if row is None else _message(row)
+        now = _now()
+        return await self._update_message(
+            "UPDATE parley_messages SET status = 'cancelled', finished_at = ?, updated_at = ?, error = ? "
+            "WHERE message_id = ? AND status = 'queued'",
+            (now, now, json.dumps(CANCELLED_ERROR), message_id),
+        )
 
     async def finish(
         self,
