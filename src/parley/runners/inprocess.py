@@ -99,6 +99,14 @@ class InProcessRunner:
                     )
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, _MAX_BACKOFF)
+                except Exception:
+                    # A bug must not silence the session until the next restart: log it, back off, and
+                    # try again (the message's attempts bound how often its turn is started).
+                    logger.exception(
+                        "unexpected error running session %s; retrying in %.1fs", session_id, backoff
+                    )
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, _MAX_BACKOFF)
         finally:
             self._tasks.pop(session_id, None)
             self._dirty.discard(session_id)
