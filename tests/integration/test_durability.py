@@ -278,3 +278,22 @@ async def test_a_crash_after_a_steps_writes_but_before_its_checkpoint_continues_
     assert final["status"] == "completed"
     assert final["reply"] == "Echo: survive"
     assert final["attempts"] == 2
+
+
+async def test_an_unexpected_error_in_the_runner_is_retried_not_fatal(harness: AppHarness) -> None:
+    runner: Any = harness.services.runner
+    executor = runner._executor
+    original = executor.run
+    failures = []
+
+    async def flaky_run(message: Any) -> Any:
+        if not failures:
+            failures.append(message.message_id)
+            raise RuntimeError("a bug")
+        return await original(message)
+
+    executor.run = flaky_run
+    body = (await harness.chat(message="still answered", wait=10)).json()
+    assert failures == [body["message_id"]]
+    assert body["status"] == "completed"
+    assert body["reply"] == "Echo: still answered"
