@@ -284,3 +284,22 @@ async def test_static_breakpoints_from_settings(harness_factory: Any, make_setti
     done = (await _resume(h, body["session_id"], paused["id"], None)).json()
     assert done["status"] == "completed"
     assert json.loads(done["reply"])["seen"] == 1
+
+
+async def test_a_resume_retried_with_its_idempotency_key_is_one_answer(
+    harness_factory: Any, make_settings: Any
+) -> None:
+    h: AppHarness = await harness_factory(make_settings(operator_header_enabled=True))
+    body = await _confirmation(h)
+    sid, iid = body["session_id"], body["interrupt"][0]["id"]
+    headers = {"Idempotency-Key": "resume-1"}
+    first = await _resume(h, sid, iid, "yes", headers=headers)
+    again = await _resume(h, sid, iid, "yes", headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert first.json()["message_id"] == again.json()["message_id"]
+    assert len(_rows(h, "parley_orders")) == 1
+    # The same key from the session's owner for a chat message is a different request, in its own space.
+    chat = await h.client.post(
+        "/v1/chat", json={"user_id": "alice", "message": "thanks", "session_id": sid}, headers=headers
+    )
+    assert chat.status_code == 200

@@ -106,6 +106,21 @@ def _session_row(
     return row
 
 
+def _replay(conn: sqlite3.Connection, *, user_id: str, key: str, request_hash: str) -> MessageRecord | None:
+    """The message an earlier request with this idempotency key created; ``InvalidInput`` if that request
+    was a different one."""
+    earlier = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS}, request_hash FROM parley_messages "
+        "WHERE user_id = ? AND idempotency_key = ?",
+        (user_id, key),
+    ).fetchone()
+    if earlier is None:
+        return None
+    if earlier["request_hash"] != request_hash:
+        raise InvalidInput("was used before with a different request", loc=["header", "Idempotency-Key"])
+    return _message(earlier)
+
+
 def _request_hash(*parts: str | None) -> str:
     """What an idempotent repeat must match: the same session, content and kind."""
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
@@ -239,18 +254,9 @@ class SqliteStore:
         def _tx(conn: sqlite3.Connection) -> MessageRecord:
             now = _now()
             if idempotency_key is not None:
-                earlier = conn.execute(
-                    f"SELECT {_MESSAGE_COLUMNS}, request_hash FROM parley_messages "
-                    "WHERE user_id = ? AND idempotency_key = ?",
-                    (user_id, idempotency_key),
-                ).fetchone()
+                earlier = _replay(conn, user_id=user_id, key=idempotency_key, request_hash=request_hash)
                 if earlier is not None:
-                    if earlier["request_hash"] != request_hash:
-                        raise InvalidInput(
-                            "was used before with a different request",
-                            loc=["header", "Idempotency-Key"],
-                        )
-                    return _message(earlier)
+                    return earlier
             sid = session_id
             if sid is None:
                 sid = str(uuid.uuid4())
@@ -341,22 +347,16 @@ class SqliteStore:
         """See ``Store.accept_resume``."""
         resume_json = json.dumps({"interrupt_id": interrupt_id, "value": value})
         request_hash = _request_hash(session_id, None, MessageKind.RESUME, resume_json)
+        # Rows are the session owner's; an operator's keys are kept apart from the owner's own.
+        key = None if idempotency_key is None else f"resume:{user_id}:{idempotency_key}"
 
         def _tx(conn: sqlite3.Connection) -> MessageRecord:
             now = _now()
-            if idempotency_key is not None:
-                earlier = conn.execute(
-                    f"SELECT {_MESSAGE_COLUMNS}, request_hash FROM parley_messages "
-                    "WHERE actor = ? AND idempotency_key = ?",
-                    (user_id, idempotency_key),
-                ).fetchone()
-                if earlier is not None:
-                    if earlier["request_hash"] != request_hash:
-                        raise InvalidInput(
-                            "was used before with a different request", loc=["header", "Idempotency-Key"]
-                        )
-                    return _message(earlier)
             owner = _session_row(conn, session_id=session_id, user_id=user_id, operator=operator)
+            if key is not None:
+                earlier = _replay(conn, user_id=owner["user_id"], key=key, request_hash=request_hash)
+                if earlier is not None:
+                    return earlier
             message_id = str(uuid.uuid4())
             interrupts.claim(
                 conn,
@@ -379,7 +379,7 @@ class SqliteStore:
                     MessageStatus.QUEUED.value,
                     now,
                     now,
-                    idempotency_key,
+                    key,
                     request_hash,
                     user_id,
                 ),
