@@ -38,14 +38,25 @@ def resolve_wait(*, requested: float | None, prefer: str | None, settings: Setti
     return requested
 
 
-def message_response(record: MessageRecord, response: Response, *, prefer_async: bool) -> MessageOut:
-    """200 with a terminal message; 202 with a ``Location`` to poll otherwise."""
+def message_response(record: MessageRecord, *, prefer_async: bool) -> Response:
+    """200 with a terminal message; 202 with a ``Location`` to poll otherwise.
+
+    Serialised here, once: handed a model, FastAPI would dump it, validate it again against the
+    ``response_model`` and dump it again, on the hottest path (the route still declares the model for
+    the OpenAPI description)."""
+    headers: dict[str, str] = {}
+    status = 200
     if not record.status.is_terminal:
-        response.status_code = 202
-        response.headers["Location"] = f"/v1/messages/{record.message_id}"
+        status = 202
+        headers["Location"] = f"/v1/messages/{record.message_id}"
     if prefer_async:
-        response.headers["Preference-Applied"] = "respond-async"
-    return MessageOut.of(record)
+        headers["Preference-Applied"] = "respond-async"
+    return Response(
+        MessageOut.of(record).model_dump_json(),
+        status_code=status,
+        headers=headers,
+        media_type="application/json",
+    )
 
 
 @router.post(
@@ -58,7 +69,6 @@ def message_response(record: MessageRecord, response: Response, *, prefer_async:
 async def post_chat(
     body: ChatRequest,
     services: ServicesDep,
-    response: Response,
     prefer: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[
         str | None,
@@ -69,7 +79,7 @@ async def post_chat(
             "message back instead of sending it twice.",
         ),
     ] = None,
-) -> MessageOut:
+) -> Response:
     settings = services.settings
     if len(body.message) > settings.max_message_chars:
         raise InvalidInput(
@@ -87,4 +97,4 @@ async def post_chat(
         answer_interrupts=settings.chat_while_interrupted == "answer",
     )
     record = await wait_for_terminal(store=services.store, bus=services.bus, message=record, timeout=wait)
-    return message_response(record, response, prefer_async=wait == 0 and prefer is not None)
+    return message_response(record, prefer_async=wait == 0 and prefer is not None)

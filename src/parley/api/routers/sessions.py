@@ -52,10 +52,9 @@ async def post_resume(
     services: ServicesDep,
     role: RoleDep,
     session_id: SessionId,
-    response: Response,
     prefer: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
-) -> MessageOut:
+) -> Response:
     wait = resolve_wait(requested=body.wait, prefer=prefer, settings=services.settings)
     record = await resume_session(
         store=services.store,
@@ -68,7 +67,7 @@ async def post_resume(
         idempotency_key=idempotency_key,
     )
     record = await wait_for_terminal(store=services.store, bus=services.bus, message=record, timeout=wait)
-    return message_response(record, response, prefer_async=wait == 0 and prefer is not None)
+    return message_response(record, prefer_async=wait == 0 and prefer is not None)
 
 
 @router.get(
