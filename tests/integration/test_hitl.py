@@ -303,3 +303,18 @@ async def test_a_resume_retried_with_its_idempotency_key_is_one_answer(
         "/v1/chat", json={"user_id": "alice", "message": "thanks", "session_id": sid}, headers=headers
     )
     assert chat.status_code == 200
+
+
+async def test_a_breakpoint_after_a_node_pauses_with_its_work_done(
+    harness_factory: Any, make_settings: Any
+) -> None:
+    h: AppHarness = await harness_factory(
+        make_settings(graph="tests.graphs.counting:graph", interrupt_after=["respond"])
+    )
+    body = (await h.chat(message="hi")).json()
+    assert body["status"] == "interrupted"
+    [paused] = body["interrupt"]
+    assert paused["kind"] == "breakpoint"
+    done = (await _resume(h, body["session_id"], paused["id"], "go on")).json()
+    assert done["status"] == "completed"
+    assert json.loads(done["reply"])["runs"] == 1  # the node ran before the pause, not again after it
