@@ -38,17 +38,28 @@ def _configure_logging(level: str) -> None:
     )
 
 
-async def _preflight(settings: Settings) -> None:
-    from parley.api.app import open_services
+async def _serve_prepared(settings: Settings, config: Any) -> int:
+    import uvicorn
 
-    async with open_services(settings):
-        pass
+    from parley.api.app import create_app, prepare_services
+
+    try:
+        # Open storage, build the model and load the graph before binding the port, so that a service
+        # that cannot work refuses to start with one clear line instead of a traceback — and hand them
+        # to the app, which uses them rather than building everything a second time.
+        prepared = await prepare_services(settings)
+    except ConfigurationError as exc:
+        print(f"parley: cannot start: {exc}", file=sys.stderr)
+        return 2
+    config.app = create_app(settings, prepared=prepared)
+    server = uvicorn.Server(config)
+    await server.serve()
+    # uvicorn reports a failed lifespan startup by not starting, not by raising.
+    return 0 if server.started else 3
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
-
-    from parley.api.app import create_app
 
     overrides: dict[str, Any] = {
         key: value
@@ -69,25 +80,19 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"parley: invalid settings:\n{exc}", file=sys.stderr)
         return 2
     _configure_logging(settings.log_level)
-    try:
-        # Open storage, build the model and load the graph once before binding the port, so a
-        # service that cannot work refuses to start with one clear line instead of a traceback.
-        asyncio.run(_preflight(settings))
-    except ConfigurationError as exc:
-        print(f"parley: cannot start: {exc}", file=sys.stderr)
-        return 2
+    from parley.api.app import create_app
+
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings),  # replaced, once its services are open, by the app that takes them over
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         log_config=None,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
     )
-    server = uvicorn.Server(config)
-    server.run()
-    # uvicorn reports a failed lifespan startup by not starting, not by raising.
-    return 0 if server.started else 3
+    # The loop uvicorn would choose (uvloop when installed), with the services opened on it.
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        return runner.run(_serve_prepared(settings, config))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

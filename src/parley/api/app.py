@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 
@@ -76,10 +77,36 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             await runner.stop(grace=settings.shutdown_grace_seconds)
 
 
+@dataclass(frozen=True)
+class PreparedServices:
+    """Services already opened (by ``parley serve``, before binding the port), and how to close them."""
+
+    services: Services
+    close: Callable[[], Awaitable[None]]
+
+
+async def prepare_services(settings: Settings) -> PreparedServices:
+    """``open_services`` entered now and closed later, by whoever holds the result."""
+    stack = AsyncExitStack()
+    try:
+        services = await stack.enter_async_context(open_services(settings))
+    except BaseException:
+        await stack.aclose()
+        raise
+    return PreparedServices(services=services, close=stack.aclose)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    async with open_services(settings) as services:
+    # Services opened before the app started are used, not built a second time; either way the
+    # lifespan closes them (the runner first, then storage) before the server returns.
+    prepared: PreparedServices | None = app.state.prepared
+    app.state.prepared = None
+    if prepared is None:
+        prepared = await prepare_services(settings)
+    try:
+        services = prepared.services
         app.state.services = services
         await services.runner.start()
         if settings.model is None:
@@ -95,11 +122,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings.model_name,
         )
         yield
+    finally:
+        await prepared.close()
     logger.info("parley stopped")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The Parley ASGI app. ``settings`` default to the environment's ``PARLEY_*`` variables."""
+def create_app(settings: Settings | None = None, *, prepared: PreparedServices | None = None) -> FastAPI:
+    """The Parley ASGI app. ``settings`` default to the environment's ``PARLEY_*`` variables; services
+    ``prepared`` already are taken over by the app's lifespan, which otherwise opens its own."""
     resolved = settings if settings is not None else Settings()
     app = FastAPI(
         title="Parley",
@@ -108,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.settings = resolved
+    app.state.prepared = prepared
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=resolved.max_body_bytes)
     for module in (chat, messages, sessions, interrupts, ops):

@@ -61,8 +61,3 @@ class EventBus:
                 queues.pop(queue, None)
                 if not queues:
                     del self._subscribers[message_id]
-
-    @property
-    def subscriber_count(self) -> int:
-        """Live subscriptions (for tests and metrics)."""
-        return sum(len(q) for q in self._subscribers.values())

@@ -147,17 +147,11 @@ class TurnExecutor:
         self._bus = bus
         self._policy = policy
         self._cancel_requests: set[str] = set()
-        # Per running message: the recorder its model calls report to, across attempts.
-        self._usage: dict[str, TurnObserver] = {}
 
     def request_cancel(self, message_id: str) -> None:
         """Mark a message cancelled: a turn that has not started will not; one running is cancelled by
         the runner, and this mark tells that cancellation from a shutdown."""
         self._cancel_requests.add(message_id)
-
-    def forget_cancel(self, message_id: str) -> None:
-        """Drop a cancel mark whose message ended anyway."""
-        self._cancel_requests.discard(message_id)
 
     async def run(self, message: MessageRecord) -> MessageRecord | None:
         """Run ``message``'s turn to a terminal status; None if it was already terminal."""
@@ -166,7 +160,8 @@ class TurnExecutor:
         if running is None:
             self._cancel_requests.discard(message_id)
             return None
-        usage = self._usage[message_id] = StreamingTurnObserver(
+        # One observer for all the turn's attempts: it streams tokens and sums up the model calls.
+        observer = StreamingTurnObserver(
             lambda text, node: self._bus.publish(message_id, "token", {"text": text, "node": node})
         )
         try:
@@ -179,10 +174,9 @@ class TurnExecutor:
                 )
             else:
                 self._bus.publish(message_id, "status", {"status": MessageStatus.RUNNING.value})
-                outcome = await self._attempts(running)
+                outcome = await self._attempts(running, observer)
         except asyncio.CancelledError:
             if message_id not in self._cancel_requests:
-                self._usage.pop(message_id, None)
                 await self._release(message_id)
                 raise
             task = asyncio.current_task()
@@ -198,14 +192,13 @@ class TurnExecutor:
             else:
                 if reposed:
                     outcome = TurnOutcome(status=outcome.status, error=outcome.error, interrupt=reposed)
-        self._usage.pop(message_id, None)
         final = await self._store.finish(
             message_id=message_id,
             status=outcome.status,
             reply=outcome.reply,
             interrupt=outcome.interrupt,
             error=outcome.error,
-            usage=usage.summary() if usage.calls else None,
+            usage=observer.summary() if observer.calls else None,
         )
         self._cancel_requests.discard(message_id)
         if final is not None:
@@ -219,18 +212,18 @@ class TurnExecutor:
             # Left 'running': the next start resumes it all the same (spending one attempt).
             logger.warning("could not release message %s while stopping", message_id)
 
-    async def _attempts(self, first: MessageRecord) -> TurnOutcome:
+    async def _attempts(self, first: MessageRecord, observer: TurnObserver) -> TurnOutcome:
         try:
             async with asyncio.timeout(self._policy.timeout_seconds):
-                return await self._retrying(first)
+                return await self._retrying(first, observer)
         except TimeoutError:
             # Transient TimeoutErrors are handled inside; one that gets here is the deadline's own.
             return _failed("timeout", f"The turn took longer than {self._policy.timeout_seconds:g} s.")
 
-    async def _retrying(self, record: MessageRecord) -> TurnOutcome:
+    async def _retrying(self, record: MessageRecord, observer: TurnObserver) -> TurnOutcome:
         while True:
             try:
-                return await self._invoke(record)
+                return await self._invoke(record, observer)
             except Exception as exc:
                 transient = is_transient(exc)
                 logger.warning(
@@ -286,7 +279,7 @@ class TurnExecutor:
         messages = values.get("messages") if isinstance(values, dict) else None
         return any(getattr(m, "id", None) == message.message_id for m in messages or ())
 
-    async def _invoke(self, message: MessageRecord) -> TurnOutcome:
+    async def _invoke(self, message: MessageRecord, observer: TurnObserver) -> TurnOutcome:
         graph_input = self._fresh_input(message)
         known_values: dict[str, Any] | None = None
         if message.attempts > 1:
@@ -311,10 +304,8 @@ class TurnExecutor:
         config: dict[str, Any] = {
             **_thread(message.session_id),
             "metadata": {CHECKPOINT_TAG: message.message_id, USER_TAG: message.user_id},
+            "callbacks": [observer],
         }
-        recorder = self._usage.get(message.message_id)
-        if recorder is not None:
-            config["callbacks"] = [recorder]
         return await self._stream(graph_input, config, message, known_values=known_values)
 
     async def _stream(
