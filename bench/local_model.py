@@ -13,7 +13,7 @@ import httpx
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from bench.common import parley_server
-from parley.models.local import LocalChatModel, bundled_model_path, load_time
+from parley.models.local import LocalChatModel, bundled_model_path
 from parley.settings import DEFAULT_SYSTEM_PROMPT
 
 PROMPT = "Tell me three facts about the moon."
@@ -31,6 +31,13 @@ async def _generate(model: LocalChatModel) -> tuple[float, float, int]:
             if first is None:
                 first = time.perf_counter() - started
     return first or 0.0, time.perf_counter() - started, tokens
+
+
+def load_time(model: LocalChatModel) -> float:
+    """Seconds to load the model's instances."""
+    started = time.perf_counter()
+    model.load()
+    return time.perf_counter() - started
 
 
 def run(workdir: Path, *, rounds: int = 5) -> dict[str, Any]:

@@ -12,6 +12,14 @@ from langchain_core.messages import AIMessageChunk, HumanMessage, SystemMessage
 
 from parley.models.local import LocalChatModel, bundled_model_path
 from tests.conftest import AppHarness
+from tests.waiting import wait_until_async
+
+
+def _free(local: LocalChatModel) -> Any:
+    async def free() -> bool:
+        return local._free.qsize() == local.pool_size
+
+    return free
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +45,8 @@ async def test_it_streams_tokens(model: LocalChatModel) -> None:
 
 
 async def test_cancelling_stops_the_generation_and_frees_the_instance() -> None:
-    local = LocalChatModel(model_path=bundled_model_path(), max_tokens=2000, pool_size=1, n_ctx=2048)
+    # At temperature 0 this prompt runs to the 600-token limit: about 8 s of generation on this machine.
+    local = LocalChatModel(model_path=bundled_model_path(), max_tokens=600, temperature=0.0, pool_size=1)
     local.load()
     received: list[str] = []
 
@@ -50,10 +59,14 @@ async def test_cancelling_stops_the_generation_and_frees_the_instance() -> None:
     while len(received) < 3:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.01)
+    cancelled_at = time.monotonic()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    # The worker thread noticed at its next token and gave the instance back: it generates again at once.
+    # The worker thread noticed at its next token and gave its only instance back within moments; left
+    # running, the story would hold it for seconds more.
+    await wait_until_async(_free(local), timeout=1.5, what="the instance to come back")
+    assert time.monotonic() - cancelled_at < 1.5
     started = time.monotonic()
     reply = await asyncio.wait_for(local.ainvoke([HumanMessage("Hi")]), 60)
     assert str(reply.content)
@@ -63,6 +76,7 @@ async def test_cancelling_stops_the_generation_and_frees_the_instance() -> None:
 
 async def test_two_sessions_generate_at_once_without_blocking_the_loop(model: LocalChatModel) -> None:
     gaps: list[float] = []
+    busy_instances: list[int] = []
     stop = asyncio.Event()
 
     async def heartbeat() -> None:
@@ -71,6 +85,7 @@ async def test_two_sessions_generate_at_once_without_blocking_the_loop(model: Lo
             await asyncio.sleep(0.01)
             now = time.monotonic()
             gaps.append(now - last)
+            busy_instances.append(model.pool_size - model._free.qsize())
             last = now
 
     beat = asyncio.create_task(heartbeat())
@@ -82,6 +97,7 @@ async def test_two_sessions_generate_at_once_without_blocking_the_loop(model: Lo
     assert all(str(r.content).strip() for r in replies)
     assert len(gaps) > 5
     assert max(gaps) < 0.25  # generation runs in threads; the event loop kept ticking
+    assert max(busy_instances) == 2  # both instances generated at the same time, not one after the other
 
 
 def test_a_long_conversation_is_trimmed_to_fit_the_context(model: LocalChatModel) -> None:

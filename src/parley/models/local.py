@@ -20,7 +20,6 @@ import asyncio
 import importlib.util
 import queue
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -130,7 +129,7 @@ class LocalChatModel(BaseChatModel):
 
     def _generate_tokens(
         self, messages: list[BaseMessage], stop: list[str] | None, cancelled: threading.Event
-    ) -> Iterator[str | dict[str, int]]:
+    ) -> Iterator[str | UsageMetadata]:
         """Runs in a worker thread: take a free instance, generate, give it back."""
         llm = self._free.get()
         try:
@@ -151,7 +150,9 @@ class LocalChatModel(BaseChatModel):
                 if delta:
                     completion += 1
                     yield delta
-            yield {"input_tokens": prompt_tokens, "output_tokens": completion}
+            yield UsageMetadata(
+                input_tokens=prompt_tokens, output_tokens=completion, total_tokens=prompt_tokens + completion
+            )
         finally:
             self._free.put(llm)
 
@@ -184,14 +185,9 @@ class LocalChatModel(BaseChatModel):
                     break
                 if isinstance(item, BaseException):
                     raise item
-                if isinstance(item, dict):
-                    usage = UsageMetadata(
-                        input_tokens=item["input_tokens"],
-                        output_tokens=item["output_tokens"],
-                        total_tokens=item["input_tokens"] + item["output_tokens"],
-                    )
+                if isinstance(item, dict):  # the usage, last
                     yield ChatGenerationChunk(
-                        message=AIMessageChunk(content="", usage_metadata=usage, chunk_position="last")
+                        message=AIMessageChunk(content="", usage_metadata=item, chunk_position="last")
                     )
                     continue
                 chunk = ChatGenerationChunk(message=AIMessageChunk(content=item))
@@ -203,6 +199,11 @@ class LocalChatModel(BaseChatModel):
             cancelled.set()
             await asyncio.shield(worker)
 
+    @staticmethod
+    def _result(parts: list[str], usage: UsageMetadata | None) -> ChatResult:
+        message = AIMessage(content="".join(parts).strip(), usage_metadata=usage)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
     async def _agenerate(
         self,
         messages: list[BaseMessage],
@@ -210,14 +211,13 @@ class LocalChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        text: list[str] = []
+        parts: list[str] = []
         usage: UsageMetadata | None = None
         async for chunk in self._astream(messages, stop, run_manager, **kwargs):
-            text.append(str(chunk.message.content))
+            parts.append(str(chunk.message.content))
             if isinstance(chunk.message, AIMessageChunk) and chunk.message.usage_metadata:
                 usage = chunk.message.usage_metadata
-        message = AIMessage(content="".join(text).strip(), usage_metadata=usage)
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return self._result(parts, usage)
 
     def _generate(
         self,
@@ -227,26 +227,11 @@ class LocalChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         self.load()
-        text: list[str] = []
-        usage: dict[str, int] = {}
+        parts: list[str] = []
+        usage: UsageMetadata | None = None
         for item in self._generate_tokens(messages, stop, threading.Event()):
             if isinstance(item, dict):
                 usage = item
             else:
-                text.append(item)
-        message = AIMessage(
-            content="".join(text).strip(),
-            usage_metadata=UsageMetadata(
-                input_tokens=usage.get("input_tokens", 0),
-                output_tokens=usage.get("output_tokens", 0),
-                total_tokens=usage.get("input_tokens", 0) + usage.get("output_tokens", 0),
-            ),
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-
-def load_time(model: LocalChatModel) -> float:
-    """Seconds to load the model's instances (for the benchmark)."""
-    started = time.perf_counter()
-    model.load()
-    return time.perf_counter() - started
+                parts.append(item)
+        return self._result(parts, usage)
