@@ -91,6 +91,14 @@ async def require_operator(role: Annotated[Role, Depends(get_role)]) -> None:
         raise Forbidden("This needs the operator role (X-Role: operator).")
 
 
+@dataclass(frozen=True)
+class Viewer:
+    """Who reads: a user (their own sessions only) or an operator (any session)."""
+
+    user_id: str
+    operator: bool
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 RoleDep = Annotated[Role, Depends(get_role)]
 OperatorOnly = Depends(require_operator)
@@ -106,3 +114,11 @@ UserIdHeader = Annotated[
     ),
 ]
 JsonBody = Depends(require_json)
+
+
+async def get_viewer(user_id: UserIdHeader, role: Annotated[Role, Depends(get_role)]) -> Viewer:
+    """The caller of a read route: ``X-User-Id``, and whether ``X-Role`` makes them an operator."""
+    return Viewer(user_id=user_id, operator=role is Role.OPERATOR)
+
+
+ViewerDep = Annotated[Viewer, Depends(get_viewer)]

@@ -1,9 +1,11 @@
-"""Accepting messages and waiting for their outcome: the chat service, free of HTTP."""
+"""Accepting messages (chat and resume), waiting for their outcome, cancelling: the message service,
+free of HTTP."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from parley.core.errors import Conflict
 from parley.core.events import EventBus
@@ -38,6 +40,39 @@ async def submit_chat(
         idempotency_key=idempotency_key,
         answer_interrupts=answer_interrupts,
     )
+    return _started(runner, record)
+
+
+async def resume_session(
+    *,
+    store: Store,
+    runner: Runner,
+    session_id: str,
+    user_id: str,
+    operator: bool,
+    interrupt_id: str,
+    value: Any,
+    idempotency_key: str | None = None,
+) -> MessageRecord:
+    """Record the answer to a pending interrupt as a new ``queued`` message and have its turn run.
+
+    The claim on the interrupt is atomic (see ``Store.accept_resume``): a stale, unknown or already
+    answered interrupt is refused and nothing is stored.
+    """
+    record = await store.accept_resume(
+        session_id=session_id,
+        user_id=user_id,
+        operator=operator,
+        interrupt_id=interrupt_id,
+        value=value,
+        idempotency_key=idempotency_key,
+    )
+    return _started(runner, record)
+
+
+def _started(runner: Runner, record: MessageRecord) -> MessageRecord:
+    # Only after the commit does the runner hear of it; an idempotent replay of an ended message
+    # needs no turn.
     if not record.status.is_terminal:
         runner.notify(record.session_id)
     return record

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from parley.api.deps import Role, RoleDep, ServicesDep, UserIdHeader
+from parley.api.deps import ServicesDep, UserIdHeader, ViewerDep
 from parley.api.schemas import MessageOut, Problem
 from parley.core.messages import cancel_message
 
@@ -24,12 +24,11 @@ CANCEL_WAIT_SECONDS = 10.0
 )
 async def get_message(
     services: ServicesDep,
-    user_id: UserIdHeader,
-    role: RoleDep,
+    viewer: ViewerDep,
     message_id: MessageId,
 ) -> MessageOut:
     record = await services.store.get_message(
-        message_id=message_id, user_id=user_id, operator=role is Role.OPERATOR
+        message_id=message_id, user_id=viewer.user_id, operator=viewer.operator
     )
     return MessageOut.of(record)
 

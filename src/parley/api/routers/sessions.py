@@ -6,11 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
 
-from parley.api.deps import JsonBody, Role, RoleDep, ServicesDep, UserIdHeader
+from parley.api.deps import JsonBody, Role, RoleDep, ServicesDep, UserIdHeader, ViewerDep
 from parley.api.routers.chat import message_response, resolve_wait
 from parley.api.schemas import MessageOut, Problem, ResumeRequest, SessionOut, TranscriptItem, TranscriptOut
-from parley.core.interrupts import resume_session
-from parley.core.messages import wait_for_terminal
+from parley.core.messages import resume_session, wait_for_terminal
 from parley.core.sessions import decode_cursor, delete_session, encode_cursor
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -25,11 +24,9 @@ _ERRORS: dict[int | str, dict[str, object]] = {404: {"model": Problem}, 422: {"m
     responses=_ERRORS,
     summary="Session status, pending interrupts, counts",
 )
-async def get_session(
-    services: ServicesDep, user_id: UserIdHeader, role: RoleDep, session_id: SessionId
-) -> SessionOut:
+async def get_session(services: ServicesDep, viewer: ViewerDep, session_id: SessionId) -> SessionOut:
     record = await services.store.get_session(
-        session_id=session_id, user_id=user_id, operator=role is Role.OPERATOR
+        session_id=session_id, user_id=viewer.user_id, operator=viewer.operator
     )
     return SessionOut.of(record)
 
@@ -78,15 +75,14 @@ async def post_resume(
 )
 async def get_transcript(
     services: ServicesDep,
-    user_id: UserIdHeader,
-    role: RoleDep,
+    viewer: ViewerDep,
     session_id: SessionId,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> TranscriptOut:
     after = decode_cursor(cursor) if cursor is not None else None
     page = await services.store.list_transcript(
-        session_id=session_id, user_id=user_id, after=after, limit=limit, operator=role is Role.OPERATOR
+        session_id=session_id, user_id=viewer.user_id, after=after, limit=limit, operator=viewer.operator
     )
     return TranscriptOut(
         items=[TranscriptItem.of(entry) for entry in page.items],
