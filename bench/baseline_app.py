@@ -16,12 +16,13 @@ from langchain_core.messages import HumanMessage
 from pydantic import BaseModel
 
 from parley.bots.assistant import build_graph
-from parley.bots.context import GraphContext
+from parley.core.context import GraphContext
 from parley.core.turns import reply_of
 from parley.models.scripted import ScriptedChatModel
 from parley.settings import Settings
 from parley.storage.checkpointer import sqlite_checkpointer
-from parley.storage.sqlite_store import SqliteStore
+from parley.storage.sql_store import SqlStore
+from parley.storage.sqlite_db import SqliteDatabase
 
 
 class Turn(BaseModel):
@@ -37,7 +38,7 @@ def create_app() -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The store only serves the assistant's tools (bound to the model, as in Parley); no turn here
         # writes a message row.
-        store = SqliteStore(path.with_name(path.stem + "-actions.sqlite"))
+        store = SqlStore(SqliteDatabase(path.with_name(path.stem + "-actions.sqlite")))
         await store.open()
         try:
             async with sqlite_checkpointer(path) as saver:

@@ -17,11 +17,12 @@ from langchain_core.messages import HumanMessage
 
 from bench.common import baseline_server, parley_server, percentile
 from parley.bots.assistant import build_graph
-from parley.bots.context import GraphContext
+from parley.core.context import GraphContext
 from parley.models.scripted import ScriptedChatModel
 from parley.settings import Settings
 from parley.storage.checkpointer import sqlite_checkpointer
-from parley.storage.sqlite_store import SqliteStore
+from parley.storage.sql_store import SqlStore
+from parley.storage.sqlite_db import SqliteDatabase
 
 SESSIONS = 10
 WARMUP = 30
@@ -31,7 +32,7 @@ async def _measure(workdir: Path, endpoint_url: str, parley_url: str, turns: int
     settings = Settings(data_dir=workdir)
     timings: dict[str, list[float]] = {"in_process": [], "endpoint": [], "parley": []}
     # The same graph as Parley's: the store serves the assistant's tools, bound to the model.
-    store = SqliteStore(workdir / "latency-inproc-actions.sqlite")
+    store = SqlStore(SqliteDatabase(workdir / "latency-inproc-actions.sqlite"))
     await store.open()
     async with (
         sqlite_checkpointer(workdir / "latency-inproc.sqlite") as saver,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 from parley.api.app import create_app
 from parley.api.deps import Services
 from parley.settings import Settings
+from tests.backends import BACKENDS, Backend, PostgresDatabases, postgres_available
 
 REQUIRE_SERVICES = os.environ.get("PARLEY_REQUIRE_SERVICES") == "1"
 
@@ -27,10 +28,56 @@ def require_service(name: str, available: bool, why: str = "") -> None:
     pytest.skip(message)
 
 
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[PostgresDatabases | None]:
+    """This run's PostgreSQL databases (None when no PostgreSQL answers); all dropped at the end."""
+    available, _ = postgres_available()
+    if not available:
+        yield None
+        return
+    databases = PostgresDatabases()
+    try:
+        yield databases
+    finally:
+        databases.drop_all()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_databases: PostgresDatabases | None
+) -> Iterator[Backend]:
+    """Each test that stores anything runs once per backend: SQLite, and a PostgreSQL database of its own."""
+    data_dir = tmp_path / "data"
+    if request.param == "sqlite":
+        yield Backend(name="sqlite", database_url=None, data_dir=data_dir)
+        return
+    if postgres_databases is None:
+        require_service("postgresql", False, postgres_available()[1])
+    assert postgres_databases is not None
+    url = postgres_databases.create()
+    try:
+        yield Backend(name="postgres", database_url=url, data_dir=data_dir)
+    finally:
+        postgres_databases.drop(url)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``sqlite_only`` (they test SQLite's own mechanics: its lock file, a writer outside
+    Parley) run on SQLite alone: their PostgreSQL variants are not collected at all."""
+    keep, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("backend") == "postgres"
+        (dropped if on_postgres and item.get_closest_marker("sqlite_only") else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Any:
+def make_settings(backend: Backend) -> Any:
     def _make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"data_dir": tmp_path / "data", "model": "scripted"}
+        values: dict[str, Any] = {**backend.settings_values(), "model": "scripted"}
         values.update(overrides)
         return Settings(**values)
 
@@ -40,16 +87,17 @@ def make_settings(tmp_path: Path) -> Any:
 class AppHarness:
     """The real app with its lifespan running, and an HTTP client bound to it in-process."""
 
-    def __init__(self, client: httpx.AsyncClient, services: Services) -> None:
+    def __init__(self, client: httpx.AsyncClient, services: Services, backend: Backend) -> None:
         self.client = client
         self.services = services
+        self.backend = backend
 
     async def chat(self, user_id: str = "alice", **body: Any) -> httpx.Response:
         return await self.client.post("/v1/chat", json={"user_id": user_id, **body})
 
 
 @pytest.fixture
-async def harness_factory() -> AsyncIterator[Any]:
+async def harness_factory(backend: Backend) -> AsyncIterator[Any]:
     from contextlib import AsyncExitStack
 
     async with AsyncExitStack() as stack:
@@ -63,7 +111,7 @@ async def harness_factory() -> AsyncIterator[Any]:
                     base_url="http://parley",
                 )
             )
-            return AppHarness(client, app.state.services)
+            return AppHarness(client, app.state.services, backend)
 
         yield _start
 

@@ -50,7 +50,26 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str | None = Field(
         default=None,
-        description="Overrides data_dir. sqlite:///relative.db or sqlite:////absolute.db",
+        description="Overrides data_dir: sqlite:///relative.db, sqlite:////absolute.db, or "
+        "postgresql://user@host:port/db (scale-out).",
+    )
+    database_pool_size: int = Field(
+        default=10, ge=1, le=500, description="PostgreSQL: connections per process, per pool (store, saver)."
+    )
+    migrate_on_start: bool = Field(
+        default=True, description="Apply pending migrations at start-up (else run `parley migrate` first)."
+    )
+    runner: Literal["inprocess", "queue"] = Field(
+        default="inprocess",
+        description="Who runs turns: this process (inprocess), or `parley worker` processes "
+        "(queue; needs PostgreSQL).",
+    )
+    worker_concurrency: int = Field(default=8, ge=1, le=1000, description="Turns one worker runs at once.")
+    worker_stalled_seconds: float = Field(
+        default=15.0,
+        ge=2,
+        le=3600,
+        description="A worker silent this long is presumed dead; its turns are taken over by another.",
     )
 
     graph: str = Field(
@@ -165,17 +184,25 @@ class Settings(BaseSettings):
             raise ValueError("memory_keep_messages must be smaller than memory_max_messages")
         if self.default_wait > self.max_wait:
             raise ValueError("default_wait must not exceed max_wait")
-        if self.database_url is not None and not self.database_url.startswith("sqlite:///"):
-            raise ValueError(
-                "database_url: only sqlite:///path is supported by this build "
-                "(PostgreSQL arrives with the scale-out mode)"
-            )
+        if self.database_url is not None and not self.database_url.startswith(
+            ("sqlite:///", "postgresql://", "postgres://")
+        ):
+            raise ValueError("database_url must be sqlite:///path or postgresql://user@host:port/db")
+        if self.runner == "queue" and self.backend != "postgres":
+            raise ValueError("runner=queue needs PostgreSQL: set database_url=postgresql://…")
         return self
+
+    @property
+    def backend(self) -> Literal["sqlite", "postgres"]:
+        """Which storage the settings select."""
+        if self.database_url is not None and self.database_url.startswith(("postgresql://", "postgres://")):
+            return "postgres"
+        return "sqlite"
 
     @property
     def sqlite_path(self) -> Path:
         """The SQLite file of Parley's own tables (sessions, messages, transcript)."""
-        if self.database_url is not None:
+        if self.database_url is not None and self.backend == "sqlite":
             return Path(self.database_url.removeprefix("sqlite:///"))
         return self.data_dir / "parley.sqlite"
 
@@ -184,6 +211,17 @@ class Settings(BaseSettings):
         """The SQLite file of LangGraph's checkpoints, beside Parley's own (see docs/architecture.md)."""
         path = self.sqlite_path
         return path.with_name(f"{path.stem}-checkpoints{path.suffix or '.sqlite'}")
+
+    @property
+    def storage_label(self) -> str:
+        """Where data lives, for logs: the SQLite file, or the PostgreSQL URL without its password."""
+        if self.backend == "sqlite":
+            return str(self.sqlite_path)
+        url = self.database_url or ""
+        scheme, _, rest = url.partition("://")
+        credentials, at, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}{at}{host}" if at else url
 
     @property
     def model_name(self) -> str:

@@ -83,6 +83,7 @@ def test_parley_serves_turns_from_an_openai_compatible_server(openai_server: str
         server.kill()
 
 
+@pytest.mark.sqlite_only  # about the model path; langchain-openai's client also outlives one event loop
 async def test_tokens_stream_from_the_openai_provider(
     openai_server: str, harness_factory: Any, make_settings: Any
 ) -> None:

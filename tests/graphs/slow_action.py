@@ -11,7 +11,7 @@ from typing import Any
 from langgraph.graph import StateGraph
 
 from parley.bots.assistant import AssistantState, build_graph
-from parley.bots.context import GraphContext
+from parley.core.context import GraphContext
 
 
 class _SlowAfterFirstAction:
@@ -22,8 +22,8 @@ class _SlowAfterFirstAction:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def perform_action(self, **kwargs: Any) -> dict[str, Any]:
-        result: dict[str, Any] = await self._store.perform_action(**kwargs)
+    async def perform_once(self, **kwargs: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await self._store.perform_once(**kwargs)
         if not self._marker.exists():
             self._marker.write_text("acted")
             await asyncio.sleep(30)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import pytest
@@ -11,13 +10,9 @@ from tests.conftest import AppHarness
 
 
 def _stored_rows(harness: AppHarness) -> tuple[int, int, int]:
-    path = harness.services.settings.sqlite_path
-    with sqlite3.connect(path) as conn:
-        return (
-            conn.execute("SELECT count(*) FROM parley_sessions").fetchone()[0],
-            conn.execute("SELECT count(*) FROM parley_messages").fetchone()[0],
-            conn.execute("SELECT count(*) FROM parley_transcript").fetchone()[0],
-        )
+    return tuple(  # type: ignore[return-value]
+        harness.backend.count(table) for table in ("parley_sessions", "parley_messages", "parley_transcript")
+    )
 
 
 def _assert_problem(response: Any, status: int, field: str | None) -> dict[str, Any]:

@@ -6,12 +6,15 @@ import asyncio
 import json
 import sqlite3
 import time
+from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
 import pytest
 
 from parley.core.statuses import MessageKind
+from parley.storage.factory import database, open_storage
+from parley.storage.sql_store import SqlStore
 from tests.conftest import AppHarness
 from tests.integration.test_chat_api import poll_until_terminal
 from tests.waiting import wait_until_async
@@ -156,9 +159,7 @@ async def test_a_message_whose_attempts_are_spent_fails_without_running(
     make_settings: Any, harness_factory: Any
 ) -> None:
     settings = make_settings(max_attempts=2)
-    from parley.storage.sqlite_store import SqliteStore
-
-    store = SqliteStore(settings.sqlite_path)
+    store = SqlStore(database(settings))
     await store.open()
     message = await store.accept_message(
         user_id="alice", session_id=None, content="poison", kind=MessageKind.CHAT, reject_if_busy=False
@@ -174,6 +175,7 @@ async def test_a_message_whose_attempts_are_spent_fails_without_running(
     assert final["attempts"] == 3
 
 
+@pytest.mark.sqlite_only
 async def test_a_storage_outage_during_a_turn_leaves_it_retryable(
     harness_factory: Any, make_settings: Any
 ) -> None:
@@ -201,20 +203,19 @@ async def test_a_crash_between_the_first_checkpoint_and_its_input_does_not_skip_
     without the message's input in it. The turn must run, not be taken as finished."""
     from langgraph.checkpoint.base import empty_checkpoint
 
-    from parley.storage.checkpointer import sqlite_checkpointer
-    from parley.storage.sqlite_store import SqliteStore
-
     settings = make_settings()
-    store = SqliteStore(settings.sqlite_path)
-    await store.open()
-    message = await store.accept_message(
-        user_id="alice", session_id=None, content="first words", kind=MessageKind.CHAT, reject_if_busy=False
-    )
-    await store.mark_running(message_id=message.message_id)  # the start the crash interrupted
-    await store.close()
-    async with sqlite_checkpointer(settings.checkpoint_path) as saver:
+    async with AsyncExitStack() as stack:
+        storage = await open_storage(settings, stack)
+        message = await storage.store.accept_message(
+            user_id="alice",
+            session_id=None,
+            content="first words",
+            kind=MessageKind.CHAT,
+            reject_if_busy=False,
+        )
+        await storage.store.mark_running(message_id=message.message_id)  # the start the crash interrupted
         config: Any = {"configurable": {"thread_id": message.session_id, "checkpoint_ns": ""}}
-        await saver.aput(
+        await storage.checkpointer.aput(
             config,
             empty_checkpoint(),
             {"source": "input", "step": -1, "parley_message_id": message.message_id},

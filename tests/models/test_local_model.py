@@ -109,6 +109,7 @@ def test_a_long_conversation_is_trimmed_to_fit_the_context(model: LocalChatModel
     assert str(reply.content)
 
 
+@pytest.mark.sqlite_only  # about the model, not storage
 async def test_parley_runs_a_turn_on_the_local_model(harness_factory: Any, make_settings: Any) -> None:
     h: AppHarness = await harness_factory(make_settings(model="local", local_max_tokens=24, default_wait=60))
     body = (await h.chat(message="Hello! Who are you?")).json()

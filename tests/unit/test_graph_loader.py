@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from parley.bots.context import GraphContext
+from parley.core.context import GraphContext
 from parley.core.errors import ConfigurationError
 from parley.core.graph_loader import load_graph
 from parley.models.scripted import ScriptedChatModel

@@ -6,8 +6,8 @@ from typing import Any
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from parley.bots.assistant import build_graph
-from parley.bots.context import GraphContext
 from parley.bots.memory import overflow_cut, render_for_summary
+from parley.core.context import GraphContext
 from parley.models.scripted import ScriptedChatModel
 from parley.settings import Settings
 from parley.storage.checkpointer import sqlite_checkpointer

@@ -5,7 +5,6 @@ starts the runner, and closes them all in reverse order on shutdown.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -17,16 +16,14 @@ from parley.api.deps import Services
 from parley.api.errors import install_error_handlers
 from parley.api.middleware import BodySizeLimit
 from parley.api.routers import chat, interrupts, messages, ops, sessions
-from parley.bots.context import GraphContext
-from parley.core.errors import ConfigurationError
+from parley.core.context import GraphContext
 from parley.core.events import EventBus
 from parley.core.graph_loader import load_graph
 from parley.core.turns import TurnExecutor, TurnPolicy
 from parley.models.factory import build_chat_model
 from parley.runners.inprocess import InProcessRunner
 from parley.settings import Settings
-from parley.storage.checkpointer import sqlite_checkpointer
-from parley.storage.sqlite_store import SqliteStore
+from parley.storage.factory import open_storage
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +36,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     opened, the model cannot be built or the graph cannot be loaded. The runner is built, not started.
     """
     async with AsyncExitStack() as stack:
-        store = SqliteStore(settings.sqlite_path)
-        try:
-            await store.open()
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigurationError(f"cannot open the database at {settings.sqlite_path}: {exc}") from exc
-        stack.push_async_callback(store.close)
-        checkpointer = await stack.enter_async_context(sqlite_checkpointer(settings.checkpoint_path))
+        storage = await open_storage(settings, stack)
+        store, checkpointer = storage.store, storage.checkpointer
         model = build_chat_model(settings)
         graph = load_graph(
             settings.graph,
@@ -116,8 +108,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 "real one, or PARLEY_MODEL=scripted for the deterministic test model."
             )
         logger.info(
-            "parley ready: storage=%s graph=%s model=%s",
-            settings.sqlite_path,
+            "parley ready: storage=%s runner=%s graph=%s model=%s",
+            settings.storage_label,
+            settings.runner,
             settings.graph,
             settings.model_name,
         )

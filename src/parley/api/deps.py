@@ -12,9 +12,8 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from parley.api.errors import UnsupportedMediaType
 from parley.core.errors import Forbidden, InvalidInput
 from parley.core.events import EventBus
-from parley.runners.base import Runner
+from parley.core.ports import Runner, Store
 from parley.settings import Settings
-from parley.storage.store import Store
 
 
 @dataclass(frozen=True)

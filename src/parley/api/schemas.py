@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from parley.core.records import MessageRecord, PendingInterrupt, SessionRecord, TranscriptEntry
 from parley.core.statuses import MessageKind, MessageStatus, SessionStatus
-from parley.storage.records import MessageRecord, PendingInterrupt, SessionRecord, TranscriptEntry
 
 UserId = Field(
     min_length=1,

@@ -26,13 +26,14 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.types import interrupt
 
-from parley.bots.context import GraphContext
+from parley.bots import shop
 from parley.bots.memory import overflow_cut, removals, summarise
 from parley.bots.review import ReviewPolicy
 from parley.bots.tools import SENSITIVE, TOOLS, Decision, describe, parse_decision
+from parley.core.context import GraphContext
 from parley.core.turns import USER_TAG
 from parley.core.usage import NOSTREAM_TAG
-from parley.storage.demo_shop import CATALOG
+from parley.storage.rows import now
 
 logger = logging.getLogger(__name__)
 
@@ -148,15 +149,18 @@ def build_graph(ctx: GraphContext) -> StateGraph[AssistantState, Any, Any, Any]:
                 if decision.verdict == "edit":
                     args = {**args, **decision.args}
             if name == "list_catalog":
-                result: dict[str, Any] = {"ok": True, "catalog": CATALOG}
+                result: dict[str, Any] = {"ok": True, "catalog": shop.CATALOG}
             elif name in {t.name for t in TOOLS}:
                 # Re-running this node (after a crash, or on resume) finds the first result by key.
-                result = await store.perform_action(
-                    key=f"{request.id}:{call_id}",
+                key = f"{request.id}:{call_id}"
+                result = await store.perform_once(
+                    key=key,
                     session_id=session_id,
-                    user_id=user_id,
                     name=name,
                     args=args,
+                    effect=shop.effect(
+                        name, args, {"key": key, "session_id": session_id, "user_id": user_id, "now": now()}
+                    ),
                 )
             else:
                 result = {"ok": False, "error": f"there is no tool {name!r}"}

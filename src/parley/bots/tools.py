@@ -13,7 +13,7 @@ from typing import Any, Literal
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field
 
-from parley.storage.demo_shop import CATALOG
+from parley.bots.shop import CATALOG
 
 
 class PlaceOrderArgs(BaseModel):

@@ -10,7 +10,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
-from parley.bots.context import GraphContext
+from parley.core.context import GraphContext
 from parley.core.errors import ConfigurationError
 
 

@@ -9,10 +9,9 @@ from typing import Any
 
 from parley.core.errors import Conflict
 from parley.core.events import EventBus
+from parley.core.ports import Runner, Store
+from parley.core.records import MessageRecord
 from parley.core.statuses import MessageKind, MessageStatus
-from parley.runners.base import Runner
-from parley.storage.records import MessageRecord
-from parley.storage.store import Store
 
 
 async def submit_chat(
@@ -40,7 +39,7 @@ async def submit_chat(
         idempotency_key=idempotency_key,
         answer_interrupts=answer_interrupts,
     )
-    return _started(runner, record)
+    return await _started(runner, record)
 
 
 async def resume_session(
@@ -67,18 +66,19 @@ async def resume_session(
         value=value,
         idempotency_key=idempotency_key,
     )
-    return _started(runner, record)
+    return await _started(runner, record)
 
 
-def _started(runner: Runner, record: MessageRecord) -> MessageRecord:
+async def _started(runner: Runner, record: MessageRecord) -> MessageRecord:
     # Only after the commit does the runner hear of it; an idempotent replay of an ended message
-    # needs no turn.
+    # needs no turn. Should the notice be lost (a crash right here), the message is still pending in
+    # storage, and recovery finds it.
     if not record.status.is_terminal:
-        runner.notify(record.session_id)
+        await runner.notify(record.session_id)
     return record
 
 
-DONE_ONLY = frozenset({"done"})
+DONE_ONLY = frozenset({"done", "resync"})
 
 
 async def wait_for_terminal(
@@ -108,6 +108,9 @@ async def wait_for_terminal(
                 break
             if event.kind == "done" and isinstance(event.data, MessageRecord):
                 return event.data
+            # A ``done`` from another process only says that the message ended, and a ``resync`` that
+            # the relay between processes reconnected and may have missed it: read the row.
+            current = await store.get_message(message_id=message.message_id, user_id=message.user_id)
         else:
             return current
     return await store.get_message(message_id=message.message_id, user_id=message.user_id)
@@ -137,7 +140,7 @@ async def cancel_message(
     if cancelled is not None:
         bus.publish(message_id, "done", cancelled)
         return cancelled
-    runner.cancel(message_id)
+    await runner.cancel(message_id)
     final = await wait_for_terminal(store=store, bus=bus, message=record, timeout=wait)
     if final.status.is_terminal and final.status is not MessageStatus.CANCELLED:
         raise Conflict(

@@ -9,7 +9,7 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from parley.core.errors import InvalidInput
-from parley.storage.store import Store
+from parley.core.ports import Store
 
 
 async def delete_session(

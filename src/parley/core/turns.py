@@ -37,11 +37,11 @@ from langgraph.types import Command, Interrupt
 
 from parley.core.errors import StorageUnavailable
 from parley.core.events import EventBus
+from parley.core.ports import Store
+from parley.core.records import MessageRecord
 from parley.core.retry import backoff_seconds, is_transient
 from parley.core.statuses import CANCELLED_ERROR, InterruptKind, MessageKind, MessageStatus
 from parley.core.usage import StreamingTurnObserver, TurnObserver
-from parley.storage.records import MessageRecord
-from parley.storage.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class TurnExecutor:
             lambda text, node: self._bus.publish(message_id, "token", {"text": text, "node": node})
         )
         try:
-            if message_id in self._cancel_requests:
+            if message_id in self._cancel_requests or running.cancel_requested:
                 outcome = _CANCELLED
             elif running.attempts > self._policy.max_attempts:
                 outcome = _failed(

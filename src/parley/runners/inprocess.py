@@ -12,8 +12,8 @@ import asyncio
 import logging
 
 from parley.core.errors import StorageUnavailable
+from parley.core.ports import Store
 from parley.core.turns import TurnExecutor
-from parley.storage.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +51,11 @@ class InProcessRunner:
         if pending:
             logger.info("recovering %d session(s) with pending messages", len(pending))
         for session_id in pending:
-            self.notify(session_id)
+            await self.notify(session_id)
 
-    def notify(self, session_id: str) -> None:
-        """Ensure a drain task runs for ``session_id``. Synchronous, so it cannot race the exit check."""
+    async def notify(self, session_id: str) -> None:
+        """Ensure a drain task runs for ``session_id``. Nothing in it awaits, so it cannot interleave with
+        a drain task's exit check."""
         if not self._accepting:
             # Stopping: the message stays queued in storage and the next start picks it up.
             return
@@ -111,7 +112,7 @@ class InProcessRunner:
             self._tasks.pop(session_id, None)
             self._dirty.discard(session_id)
 
-    def cancel(self, message_id: str) -> None:
+    async def cancel(self, message_id: str) -> None:
         """Cancel a running turn, or make sure a queued one will not start."""
         self._executor.request_cancel(message_id)
         turn = self._turns.get(message_id)

@@ -10,8 +10,8 @@ from parley.api.deps import JsonBody, ServicesDep
 from parley.api.schemas import ChatRequest, MessageOut, Problem
 from parley.core.errors import InvalidInput
 from parley.core.messages import submit_chat, wait_for_terminal
+from parley.core.records import MessageRecord
 from parley.settings import BusyPolicy, Settings
-from parley.storage.records import MessageRecord
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 

@@ -1,8 +1,10 @@
-"""Apply the numbered ``NNNN_name.sql`` files of a dialect, each once, in order.
+"""Apply a dialect's numbered ``NNNN_name.sql`` files, each once, in order, each in one transaction
+with its version row, so that a crash mid-migration leaves the previous version intact.
 
-Kept to a few lines on purpose: Parley's tables are few and plain SQL; a migration framework would
-bring an ORM we do not use. Each file runs in one transaction with its version row, so a crash
-mid-migration leaves the previous version intact.
+Kept small on purpose: Parley's tables are few and plain SQL, and a migration framework would bring an
+ORM we do not use. Each file is handed to the database whole — SQLite's ``executescript``, one
+PostgreSQL simple-query ``execute`` — never split on ``;``, so trigger and function bodies work.
+Several PostgreSQL instances starting at once take turns on an advisory lock.
 """
 
 from __future__ import annotations
@@ -13,8 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
+from typing import Any
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_TABLE = (
+    "CREATE TABLE IF NOT EXISTS parley_schema_migrations ("
+    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+)
+# Any constant works; this one spells "parley" in ASCII.
+_PG_LOCK_KEY = 0x7061726C6579
 
 
 @dataclass(frozen=True)
@@ -47,34 +56,53 @@ def latest_version(dialect: str) -> int:
     return len(migrations(dialect))
 
 
+def _applied_at() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
 def apply_sqlite_migrations(conn: sqlite3.Connection) -> int:
     """Bring an autocommit-mode SQLite connection's schema up to date; return the version."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS parley_schema_migrations ("
-        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
+    conn.execute(_TABLE)
     row = conn.execute("SELECT max(version) FROM parley_schema_migrations").fetchone()
     current = int(row[0] or 0)
     for migration in migrations("sqlite"):
         if migration.version <= current:
             continue
-        conn.execute("BEGIN IMMEDIATE")
+        # The version and name come from our own file names (checked by _NAME), never from input.
+        script = (
+            f"BEGIN IMMEDIATE;\n{migration.sql}\n;\n"
+            "INSERT INTO parley_schema_migrations (version, name, applied_at) VALUES "
+            f"({migration.version}, '{migration.name}', '{_applied_at()}');\nCOMMIT;"
+        )
         try:
-            # executescript would COMMIT the open transaction first; run statement by statement.
-            for statement in _statements(migration.sql):
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO parley_schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                (migration.version, migration.name, datetime.now(UTC).isoformat()),
-            )
+            conn.executescript(script)
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
         current = migration.version
     return current
 
 
-def _statements(sql: str) -> list[str]:
-    without_comments = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-    return [s.strip() for s in without_comments.split(";") if s.strip()]
+async def apply_postgres_migrations(conn: Any) -> int:
+    """Bring a PostgreSQL database (a psycopg ``AsyncConnection`` in autocommit mode) up to date.
+
+    The advisory lock makes instances that start together apply each file once between them.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_KEY,))
+        await conn.execute(_TABLE)
+        cursor = await conn.execute("SELECT max(version) FROM parley_schema_migrations")
+        row = await cursor.fetchone()
+        current = int((row[0] if not isinstance(row, dict) else row["max"]) or 0)
+        for migration in migrations("postgres"):
+            if migration.version <= current:
+                continue
+            async with conn.transaction():  # a savepoint: each file whole or not at all
+                await conn.execute(migration.sql.encode())
+                await conn.execute(
+                    "INSERT INTO parley_schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
+                    (migration.version, migration.name, _applied_at()),
+                )
+            current = migration.version
+    return current

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from parley.bots import shop
 from parley.core.errors import (
     ConfigurationError,
     Forbidden,
@@ -17,20 +18,24 @@ from parley.core.errors import (
     StorageUnavailable,
 )
 from parley.core.statuses import MessageKind, MessageStatus, SessionStatus
+from parley.settings import Settings
+from parley.storage.factory import database
 from parley.storage.migrations.runner import latest_version
-from parley.storage.sqlite_store import SqliteStore
+from parley.storage.sql_store import SqlStore
+from parley.storage.sqlite_db import SqliteDatabase
+from tests.backends import Backend
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "parley.sqlite")
+async def store(backend: Backend) -> AsyncIterator[SqlStore]:
+    s = SqlStore(database(Settings(**backend.settings_values())))
     await s.open()
     yield s
     await s.close()
 
 
 async def _accept(
-    store: SqliteStore,
+    store: SqlStore,
     session_id: str | None = None,
     *,
     user: str = "u",
@@ -42,7 +47,7 @@ async def _accept(
     )
 
 
-async def test_accepting_without_a_session_creates_one(store: SqliteStore) -> None:
+async def test_accepting_without_a_session_creates_one(store: SqlStore) -> None:
     message = await _accept(store)
     assert message.status is MessageStatus.QUEUED
     assert message.attempts == 0
@@ -51,7 +56,7 @@ async def test_accepting_without_a_session_creates_one(store: SqliteStore) -> No
     assert session.message_count == 1
 
 
-async def test_sessions_and_messages_are_scoped_by_owner(store: SqliteStore) -> None:
+async def test_sessions_and_messages_are_scoped_by_owner(store: SqlStore) -> None:
     message = await _accept(store, user="alice")
     with pytest.raises(NotFound):
         await store.get_session(session_id=message.session_id, user_id="mallory")
@@ -65,7 +70,7 @@ async def test_sessions_and_messages_are_scoped_by_owner(store: SqliteStore) -> 
         await store.delete_session(session_id=message.session_id, user_id="mallory")
 
 
-async def test_reject_policy_refuses_while_a_message_is_pending(store: SqliteStore) -> None:
+async def test_reject_policy_refuses_while_a_message_is_pending(store: SqlStore) -> None:
     first = await _accept(store)
     with pytest.raises(SessionBusy) as caught:
         await _accept(store, first.session_id, reject=True)
@@ -74,7 +79,7 @@ async def test_reject_policy_refuses_while_a_message_is_pending(store: SqliteSto
     await _accept(store, first.session_id, reject=True)
 
 
-async def test_concurrent_rejecting_accepts_let_exactly_one_through(store: SqliteStore) -> None:
+async def test_concurrent_rejecting_accepts_let_exactly_one_through(store: SqlStore) -> None:
     first = await _accept(store)
     await store.finish(message_id=first.message_id, status=MessageStatus.COMPLETED, reply="ok")
     results = await asyncio.gather(
@@ -84,7 +89,7 @@ async def test_concurrent_rejecting_accepts_let_exactly_one_through(store: Sqlit
     assert sum(isinstance(r, SessionBusy) for r in results) == 9
 
 
-async def test_pending_messages_come_out_in_arrival_order(store: SqliteStore) -> None:
+async def test_pending_messages_come_out_in_arrival_order(store: SqlStore) -> None:
     first = await _accept(store, text="1")
     second = await _accept(store, first.session_id, text="2")
     assert (await store.next_pending(session_id=first.session_id)).more is True
@@ -99,7 +104,7 @@ async def test_pending_messages_come_out_in_arrival_order(store: SqliteStore) ->
     assert head.more is False
 
 
-async def test_mark_running_counts_attempts_and_skips_terminal(store: SqliteStore) -> None:
+async def test_mark_running_counts_attempts_and_skips_terminal(store: SqlStore) -> None:
     message = await _accept(store)
     running = await store.mark_running(message_id=message.message_id)
     assert running is not None
@@ -113,7 +118,7 @@ async def test_mark_running_counts_attempts_and_skips_terminal(store: SqliteStor
     assert await store.mark_running(message_id=message.message_id) is None
 
 
-async def test_a_message_is_finished_exactly_once(store: SqliteStore) -> None:
+async def test_a_message_is_finished_exactly_once(store: SqlStore) -> None:
     message = await _accept(store)
     done = await store.finish(message_id=message.message_id, status=MessageStatus.COMPLETED, reply="one")
     assert done is not None
@@ -126,13 +131,13 @@ async def test_a_message_is_finished_exactly_once(store: SqliteStore) -> None:
     assert [(e.role, e.content) for e in page.items] == [("user", "hi"), ("assistant", "one")]
 
 
-async def test_finish_refuses_a_non_terminal_status(store: SqliteStore) -> None:
+async def test_finish_refuses_a_non_terminal_status(store: SqlStore) -> None:
     message = await _accept(store)
     with pytest.raises(ValueError, match="terminal"):
         await store.finish(message_id=message.message_id, status=MessageStatus.RUNNING)
 
 
-async def test_transcript_pairs_each_reply_with_its_message_and_paginates(store: SqliteStore) -> None:
+async def test_transcript_pairs_each_reply_with_its_message_and_paginates(store: SqlStore) -> None:
     first = await _accept(store, text="q0")
     ids = [first.message_id]
     for i in range(1, 5):
@@ -151,7 +156,7 @@ async def test_transcript_pairs_each_reply_with_its_message_and_paginates(store:
     assert seen == [x for i in range(5) for x in (f"q{i}", f"a{i}")]
 
 
-async def test_session_status_follows_its_last_message(store: SqliteStore) -> None:
+async def test_session_status_follows_its_last_message(store: SqlStore) -> None:
     message = await _accept(store)
     sid = message.session_id
     await store.finish(message_id=message.message_id, status=MessageStatus.FAILED, error={"type": "x"})
@@ -170,7 +175,7 @@ async def test_session_status_follows_its_last_message(store: SqliteStore) -> No
     assert (await store.get_session(session_id=sid, user_id="u")).status is SessionStatus.IDLE
 
 
-async def _interrupted(store: SqliteStore, *interrupts: dict[str, object]) -> str:
+async def _interrupted(store: SqlStore, *interrupts: dict[str, object]) -> str:
     message = await _accept(store)
     await store.finish(
         message_id=message.message_id, status=MessageStatus.INTERRUPTED, interrupt=list(interrupts)
@@ -178,7 +183,7 @@ async def _interrupted(store: SqliteStore, *interrupts: dict[str, object]) -> st
     return message.session_id
 
 
-async def test_a_resume_claims_its_interrupt_exactly_once(store: SqliteStore) -> None:
+async def test_a_resume_claims_its_interrupt_exactly_once(store: SqlStore) -> None:
     sid = await _interrupted(store, {"id": "i1", "value": {"kind": "confirm"}})
     results = await asyncio.gather(
         *(
@@ -193,7 +198,7 @@ async def test_a_resume_claims_its_interrupt_exactly_once(store: SqliteStore) ->
         await store.accept_resume(session_id=sid, user_id="u", operator=False, interrupt_id="nope", value=1)
 
 
-async def test_a_resume_of_another_session_or_user_is_refused(store: SqliteStore) -> None:
+async def test_a_resume_of_another_session_or_user_is_refused(store: SqlStore) -> None:
     sid = await _interrupted(store, {"id": "i1", "value": 1})
     other = await _interrupted(store, {"id": "i2", "value": 2})
     with pytest.raises(InterruptNotPending):
@@ -205,7 +210,7 @@ async def test_a_resume_of_another_session_or_user_is_refused(store: SqliteStore
     assert (await store.get_session(session_id=sid, user_id="u")).status is SessionStatus.INTERRUPTED
 
 
-async def test_only_an_operator_answers_a_review(store: SqliteStore) -> None:
+async def test_only_an_operator_answers_a_review(store: SqlStore) -> None:
     sid = await _interrupted(store, {"id": "r1", "value": {"kind": "review", "draft": "…"}})
     with pytest.raises(Forbidden):
         await store.accept_resume(
@@ -218,7 +223,7 @@ async def test_only_an_operator_answers_a_review(store: SqliteStore) -> None:
     assert resumed.actor == "op-1"
 
 
-async def test_chat_to_an_interrupted_session_is_refused_or_taken_as_the_answer(store: SqliteStore) -> None:
+async def test_chat_to_an_interrupted_session_is_refused_or_taken_as_the_answer(store: SqlStore) -> None:
     sid = await _interrupted(store, {"id": "i1", "value": {"kind": "confirm"}})
     with pytest.raises(SessionInterrupted) as caught:
         await _accept(store, sid, text="yes")
@@ -237,7 +242,7 @@ async def test_chat_to_an_interrupted_session_is_refused_or_taken_as_the_answer(
     assert [e.content for e in page.items][-1] == "yes"
 
 
-async def test_a_later_turn_supersedes_interrupts_it_did_not_raise_again(store: SqliteStore) -> None:
+async def test_a_later_turn_supersedes_interrupts_it_did_not_raise_again(store: SqlStore) -> None:
     sid = await _interrupted(store, {"id": "a", "value": 1}, {"id": "b", "value": 2})
     resume_a = await store.accept_resume(
         session_id=sid, user_id="u", operator=False, interrupt_id="a", value=1
@@ -255,7 +260,7 @@ async def test_a_later_turn_supersedes_interrupts_it_did_not_raise_again(store: 
     assert queue == []
 
 
-async def test_operator_queue_filters(store: SqliteStore) -> None:
+async def test_operator_queue_filters(store: SqlStore) -> None:
     review = await _interrupted(store, {"id": "r", "value": {"kind": "review"}})
     confirm = await _interrupted(store, {"id": "c", "value": {"kind": "confirm"}})
     everything = await store.list_interrupts(kind=None, created_before=None, session_id=None, limit=10)
@@ -269,22 +274,27 @@ async def test_operator_queue_filters(store: SqliteStore) -> None:
     assert [i.interrupt_id for i in old] == ["r"]
 
 
-async def test_an_action_runs_once_per_key(store: SqliteStore, tmp_path: Path) -> None:
+async def test_an_action_runs_once_per_key(store: SqlStore, backend: Backend) -> None:
     message = await _accept(store)
     args = {"item": "mug", "quantity": 2}
-    first = await store.perform_action(
-        key="k1", session_id=message.session_id, user_id="u", name="place_order", args=args
-    )
-    again = await store.perform_action(
-        key="k1", session_id=message.session_id, user_id="u", name="place_order", args=args
-    )
-    assert first == again
-    assert first["total"] == 18.0
-    with sqlite3.connect(tmp_path / "parley.sqlite") as conn:
-        assert conn.execute("SELECT count(*) FROM parley_orders").fetchone()[0] == 1
+    ctx = {"key": "k1", "session_id": message.session_id, "user_id": "u", "now": "2026-01-01T00:00:00"}
+    results = [
+        await store.perform_once(
+            key="k1",
+            session_id=message.session_id,
+            name="place_order",
+            args=args,
+            effect=shop.effect("place_order", args, ctx),
+        )
+        for _ in range(2)
+    ]
+    assert results[0] == results[1]
+    assert results[0]["total"] == 18.0
+    assert backend.count("parley_orders") == 1
+    assert backend.count("parley_actions") == 1
 
 
-async def test_delete_removes_everything_but_not_while_busy(store: SqliteStore) -> None:
+async def test_delete_removes_everything_but_not_while_busy(store: SqlStore) -> None:
     message = await _accept(store)
     with pytest.raises(SessionBusy):
         await store.delete_session(session_id=message.session_id, user_id="u")
@@ -292,13 +302,15 @@ async def test_delete_removes_everything_but_not_while_busy(store: SqliteStore) 
     await store.delete_session(session_id=message.session_id, user_id="u")
     with pytest.raises(NotFound):
         await store.get_session(session_id=message.session_id, user_id="u")
-    assert await store.load_message(message_id=message.message_id) is None
+    with pytest.raises(NotFound):
+        await store.get_message(message_id=message.message_id, user_id="u")
 
 
+@pytest.mark.sqlite_only
 async def test_reopening_applies_no_migration_twice(tmp_path: Path) -> None:
     path = tmp_path / "p.sqlite"
     for _ in range(2):
-        s = SqliteStore(path)
+        s = SqlStore(SqliteDatabase(path))
         await s.open()
         await s.check_ready()
         await s.close()
@@ -309,8 +321,9 @@ async def test_reopening_applies_no_migration_twice(tmp_path: Path) -> None:
     assert journal == "wal"
 
 
+@pytest.mark.sqlite_only
 async def test_a_closed_store_is_unavailable_not_crashing(tmp_path: Path) -> None:
-    s = SqliteStore(tmp_path / "p.sqlite")
+    s = SqlStore(SqliteDatabase(tmp_path / "p.sqlite"))
     await s.open()
     await s.close()
     await s.close()
@@ -318,9 +331,10 @@ async def test_a_closed_store_is_unavailable_not_crashing(tmp_path: Path) -> Non
         await s.check_ready()
 
 
+@pytest.mark.sqlite_only
 async def test_a_locked_database_is_reported_as_unavailable_and_changes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "p.sqlite"
-    s = SqliteStore(path, busy_timeout_ms=50)
+    s = SqlStore(SqliteDatabase(path, busy_timeout_ms=50))
     await s.open()
     # Something else (a backup tool, an operator's sqlite3 shell) holds the write lock.
     other = sqlite3.connect(path, isolation_level=None)
@@ -336,10 +350,11 @@ async def test_a_locked_database_is_reported_as_unavailable_and_changes_nothing(
     await s.close()
 
 
+@pytest.mark.sqlite_only
 async def test_a_second_process_on_the_same_data_is_refused(tmp_path: Path) -> None:
-    first = SqliteStore(tmp_path / "p.sqlite")
+    first = SqlStore(SqliteDatabase(tmp_path / "p.sqlite"))
     await first.open()
-    second = SqliteStore(tmp_path / "p.sqlite")
+    second = SqlStore(SqliteDatabase(tmp_path / "p.sqlite"))
     with pytest.raises(ConfigurationError, match="another Parley process"):
         await second.open()
     await first.close()

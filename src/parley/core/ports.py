@@ -1,16 +1,18 @@
-"""The interface every storage backend implements for Parley's own tables.
+"""The ports: what Parley's core needs from storage (``Store``) and from whoever runs turns (``Runner``).
 
-Every query that a caller can reach is scoped by ``user_id`` here, in the store, so that no router can
-forget the ownership check: a session of another user is simply not found.
+They live here, with the code that uses them; ``storage/`` and ``runners/`` implement them and import
+this module, never the reverse. Every query a caller can reach is scoped by ``user_id`` in the store, so
+no router can forget the ownership check: a session of another user is simply not found.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from parley.core.records import MessageRecord, PendingHead, PendingInterrupt, SessionRecord, TranscriptPage
 from parley.core.statuses import MessageKind, MessageStatus
-from parley.storage.records import MessageRecord, PendingHead, PendingInterrupt, SessionRecord, TranscriptPage
 
 
 class Store(Protocol):
@@ -69,16 +71,22 @@ class Store(Protocol):
     ) -> list[PendingInterrupt]:
         """Pending interrupts across every session, oldest first (the operator queue)."""
 
-    async def perform_action(
-        self, *, key: str, session_id: str, user_id: str, name: str, args: dict[str, Any]
+    async def perform_once(
+        self,
+        *,
+        key: str,
+        session_id: str,
+        name: str,
+        args: dict[str, Any],
+        effect: Callable[[Any], Awaitable[dict[str, Any]]],
     ) -> dict[str, Any]:
-        """Apply a demo-shop action once per ``key`` and return its result (the first one, on a repeat)."""
+        """Run a side effect once per ``key`` and return its result (the first one, on a repeat).
+
+        ``effect`` receives the storage transaction it runs in (``parley.storage.db.Tx`` for the SQL
+        stores), so that the effect and the record of it commit together."""
 
     async def get_message(self, *, message_id: str, user_id: str, operator: bool = False) -> MessageRecord:
         """The message, if it belongs to ``user_id`` (any message, for an operator); else ``NotFound``."""
-
-    async def load_message(self, *, message_id: str) -> MessageRecord | None:
-        """The message regardless of owner: for the runner, never for a request."""
 
     async def next_pending(self, *, session_id: str) -> PendingHead:
         """The session's oldest message not yet in a terminal status, and whether there are more."""
@@ -94,7 +102,12 @@ class Store(Protocol):
         stopping; the turn was not at fault). None if it was not running."""
 
     async def cancel_if_queued(self, *, message_id: str) -> MessageRecord | None:
-        """Cancel a message whose turn has not started; None if it is no longer ``queued``."""
+        """Cancel a message whose turn has not started; None if it is no longer ``queued``. A resume
+        cancelled so gives its interrupt back: the session waits on it again."""
+
+    async def request_cancel(self, *, message_id: str) -> MessageRecord | None:
+        """Flag a pending message to be cancelled by whichever runner holds its turn (one about to
+        start finds the flag); None if it has already ended."""
 
     async def finish(
         self,
@@ -122,3 +135,23 @@ class Store(Protocol):
 
     async def delete_session(self, *, session_id: str, user_id: str) -> None:
         """Remove the session and its rows. ``SessionBusy`` while a turn is pending."""
+
+
+class Runner(Protocol):
+    """Runs every pending message of a session, one at a time, in arrival order."""
+
+    async def start(self) -> None:
+        """Begin running; pick up messages a previous process left pending."""
+
+    async def notify(self, session_id: str) -> None:
+        """A message was accepted for ``session_id``: make sure its turns get run."""
+
+    async def cancel(self, message_id: str) -> None:
+        """Cancel the message's turn wherever it runs or is about to run."""
+
+    async def stop(self, *, grace: float) -> None:
+        """Stop taking turns; give running ones ``grace`` seconds, leave the rest pending."""
+
+    @property
+    def running(self) -> bool:
+        """Whether the runner is accepting work (for readiness)."""

@@ -1,4 +1,4 @@
-"""Plain records the store returns: no ORM objects, no connections, safe to pass between layers."""
+"""Plain records the ``Store`` port returns: no ORM objects, no connections, safe to pass between layers."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ class MessageRecord:
     resume: Any = None
     actor: str | None = None
     usage: dict[str, Any] | None = None
+    cancel_requested: bool = False
+    """A cancel was asked for while the turn ran (possibly in another process)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,60 @@
+"""Domain rules that decide what a message may do to a session, written once for every backend.
+
+Storage calls these inside its transactions, with what it read there, so the decision and the write
+that follows are atomic; the rules themselves know nothing of SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from parley.core.errors import Forbidden, SessionBusy, SessionInterrupted
+from parley.core.records import PendingInterrupt
+from parley.core.statuses import InterruptKind
+
+
+def check_not_busy(*, session_id: str, pending_message_id: str | None) -> None:
+    """The ``reject`` busy policy: refuse a message while another of the session's is pending."""
+    if pending_message_id is not None:
+        raise SessionBusy(
+            f"Session {session_id} is busy with message {pending_message_id}.",
+            message_id=pending_message_id,
+        )
+
+
+def check_deletable(*, session_id: str, pending_message_id: str | None) -> None:
+    """A session is deleted only between turns: a running turn would write into what was deleted."""
+    if pending_message_id is not None:
+        raise SessionBusy(
+            f"Session {session_id} has a turn in progress (message {pending_message_id}); "
+            "delete it once the turn has ended.",
+            message_id=pending_message_id,
+        )
+
+
+def chat_target(
+    *, session_id: str, waiting: Sequence[PendingInterrupt], answer_interrupts: bool
+) -> PendingInterrupt | None:
+    """What a chat message to a session does when the session waits on interrupts.
+
+    None: the session waits on nothing, the message is an ordinary chat. Otherwise the interrupt the
+    message answers (settings say a chat answers the oldest interrupt the user may answer) — or
+    ``SessionInterrupted``, naming what the session waits on.
+    """
+    if not waiting:
+        return None
+    answerable = [i for i in waiting if not InterruptKind(i.kind).operator_only]
+    if answer_interrupts and answerable:
+        return answerable[0]
+    raise SessionInterrupted(
+        f"Session {session_id} waits on interrupt {waiting[0].interrupt_id}; answer it with "
+        f"POST /v1/sessions/{session_id}/resume" + ("" if answerable else " (an operator's review)") + ".",
+        interrupt_id=waiting[0].interrupt_id,
+        pending=[i.as_api() for i in waiting],
+    )
+
+
+def check_may_answer(interrupt: PendingInterrupt, *, operator: bool) -> None:
+    """An operator's review is answered by an operator only; everything else by either."""
+    if InterruptKind(interrupt.kind).operator_only and not operator:
+        raise Forbidden(f"Interrupt {interrupt.interrupt_id} waits for an operator's review.")

@@ -1,0 +1,124 @@
+"""The ``parley_interrupts`` rows: recorded when a turn pauses, claimed by the resume that answers them.
+
+The claim is one guarded ``UPDATE … WHERE status = 'pending'``: of two resumes of one interrupt, in
+one process or many, exactly one changes the row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from parley.core.errors import InterruptNotPending
+from parley.core.records import PendingInterrupt
+from parley.core.statuses import InterruptKind
+from parley.storage import rows
+from parley.storage.db import Tx
+
+
+async def pending(tx: Tx, *, session_id: str) -> list[PendingInterrupt]:
+    """The session's pending interrupts, oldest first."""
+    found = await tx.all(
+        f"SELECT {rows.INTERRUPT_COLUMNS} FROM parley_interrupts WHERE session_id = ? AND status = 'pending' "
+        "ORDER BY created_at, interrupt_id",
+        (session_id,),
+    )
+    return [rows.interrupt(r) for r in found]
+
+
+async def record(
+    tx: Tx, *, session_id: str, message_id: str, user_id: str, interrupts: list[dict[str, Any]], now: str
+) -> None:
+    """What the session waits on after ``message_id``'s turn: exactly ``interrupts``.
+
+    Earlier pending interrupts that the turn did not raise again are superseded (the graph moved past
+    them). One raised again keeps its row — and stays answered if a queued resume already claimed it.
+    """
+    ids = [i["id"] for i in interrupts]
+    keep = f" AND interrupt_id NOT IN ({', '.join('?' for _ in ids)})" if ids else ""
+    await tx.execute(
+        "UPDATE parley_interrupts SET status = 'superseded', updated_at = ? "
+        f"WHERE session_id = ? AND status = 'pending'{keep}",
+        (now, session_id, *ids),
+    )
+    for item in interrupts:
+        await tx.execute(
+            "INSERT INTO parley_interrupts (session_id, interrupt_id, message_id, user_id, kind, value, "
+            "status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?) "
+            "ON CONFLICT (session_id, interrupt_id) DO UPDATE SET message_id = excluded.message_id, "
+            "value = excluded.value, kind = excluded.kind, updated_at = excluded.updated_at, "
+            "status = CASE parley_interrupts.status WHEN 'answered' THEN 'answered' ELSE 'pending' END",
+            (
+                session_id,
+                item["id"],
+                message_id,
+                user_id,
+                InterruptKind.of(item["value"]).value,
+                rows.dumps(item["value"]),
+                now,
+                now,
+            ),
+        )
+
+
+async def find(tx: Tx, *, session_id: str, interrupt_id: str) -> tuple[PendingInterrupt, str] | None:
+    """The interrupt and its status, or None if the session never had it."""
+    row = await tx.one(
+        f"SELECT {rows.INTERRUPT_COLUMNS}, status FROM parley_interrupts "
+        "WHERE session_id = ? AND interrupt_id = ?",
+        (session_id, interrupt_id),
+    )
+    return None if row is None else (rows.interrupt(row), str(row["status"]))
+
+
+async def not_pending(tx: Tx, *, session_id: str, interrupt_id: str, state: str) -> InterruptNotPending:
+    """The error for a resume of an interrupt the session does not wait on (listing what it waits on)."""
+    return InterruptNotPending(
+        f"Interrupt {interrupt_id} is not pending on session {session_id} ({state}).",
+        interrupt_id=interrupt_id,
+        pending=[i.interrupt_id for i in await pending(tx, session_id=session_id)],
+    )
+
+
+async def claim(tx: Tx, *, session_id: str, interrupt_id: str, message_id: str, now: str) -> None:
+    """Mark a pending interrupt answered by ``message_id``; ``InterruptNotPending`` if it no longer is
+    (another resume won the race)."""
+    changed = await tx.execute(
+        "UPDATE parley_interrupts SET status = 'answered', answered_by = ?, updated_at = ? "
+        "WHERE session_id = ? AND interrupt_id = ? AND status = 'pending'",
+        (message_id, now, session_id, interrupt_id),
+    )
+    if changed != 1:
+        raise await not_pending(tx, session_id=session_id, interrupt_id=interrupt_id, state="answered")
+
+
+async def release_claim(tx: Tx, *, message_id: str, now: str) -> None:
+    """Put back to pending the interrupt a resume claimed, when that resume never ran."""
+    await tx.execute(
+        "UPDATE parley_interrupts SET status = 'pending', answered_by = NULL, updated_at = ? "
+        "WHERE answered_by = ? AND status = 'answered'",
+        (now, message_id),
+    )
+
+
+async def queue(
+    tx: Tx, *, kind: str | None, created_before: datetime | None, session_id: str | None, limit: int
+) -> list[PendingInterrupt]:
+    """Pending interrupts across sessions, oldest first (the operator queue)."""
+    where = ["status = 'pending'"]
+    params: list[Any] = []
+    if kind is not None:
+        where.append("kind = ?")
+        params.append(kind)
+    if created_before is not None:
+        where.append("created_at <= ?")
+        params.append(rows.timestamp(created_before))
+    if session_id is not None:
+        where.append("session_id = ?")
+        params.append(session_id)
+    found = await tx.all(
+        f"SELECT {rows.INTERRUPT_COLUMNS} FROM parley_interrupts WHERE {' AND '.join(where)} "
+        "ORDER BY created_at, interrupt_id LIMIT ?",
+        (*params, limit),
+    )
+    return [rows.interrupt(r) for r in found]

@@ -1,0 +1,194 @@
+"""The ``parley_messages`` rows: acceptance, the pending queue of a session, status transitions.
+
+Every transition is one guarded ``UPDATE … WHERE status IN (…)``: it happens once, whichever process
+tries it, and the caller learns from the row it gets back (or not) whether it did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from parley.core.errors import InvalidInput
+from parley.core.records import MessageRecord
+from parley.core.statuses import CANCELLED_ERROR, MessageKind, MessageStatus
+from parley.storage import rows
+from parley.storage.db import Tx
+
+
+def request_hash(*parts: str | None) -> str:
+    """What an idempotent repeat must match: the same session, content and kind."""
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+async def replay(tx: Tx, *, user_id: str, key: str, request_hash: str) -> MessageRecord | None:
+    """The message an earlier request with this idempotency key created; ``InvalidInput`` if that
+    request was a different one."""
+    earlier = await tx.one(
+        f"SELECT {rows.MESSAGE_COLUMNS}, request_hash FROM parley_messages "
+        "WHERE user_id = ? AND idempotency_key = ?",
+        (user_id, key),
+    )
+    if earlier is None:
+        return None
+    if earlier["request_hash"] != request_hash:
+        raise InvalidInput("was used before with a different request", loc=["header", "Idempotency-Key"])
+    return rows.message(earlier)
+
+
+async def first_pending_id(tx: Tx, *, session_id: str) -> str | None:
+    """The id of the session's oldest message not yet in a terminal status."""
+    row = await tx.one(
+        f"SELECT message_id FROM parley_messages WHERE session_id = ? AND status IN {rows.PENDING_SQL} "
+        "ORDER BY seq LIMIT 1",
+        (session_id,),
+    )
+    return None if row is None else str(row["message_id"])
+
+
+async def insert(
+    tx: Tx,
+    *,
+    session_id: str,
+    user_id: str,
+    kind: MessageKind,
+    content: str | None,
+    resume: str | None,
+    idempotency_key: str | None,
+    request_hash: str,
+    actor: str | None,
+    now: str,
+    message_id: str | None = None,
+) -> MessageRecord:
+    """A new ``queued`` message (its ``seq`` is its place in the arrival order)."""
+    row = await tx.one(
+        "INSERT INTO parley_messages (message_id, session_id, user_id, kind, content, resume, status, "
+        "created_at, updated_at, idempotency_key, request_hash, actor) "
+        f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {rows.MESSAGE_COLUMNS}",
+        (
+            message_id or str(uuid.uuid4()),
+            session_id,
+            user_id,
+            kind.value,
+            content,
+            resume,
+            MessageStatus.QUEUED.value,
+            now,
+            now,
+            idempotency_key,
+            request_hash,
+            actor,
+        ),
+    )
+    assert row is not None
+    return rows.message(row)
+
+
+async def get(tx: Tx, *, message_id: str, user_id: str | None) -> MessageRecord | None:
+    """The message; with ``user_id``, only if it is that user's."""
+    sql = f"SELECT {rows.MESSAGE_COLUMNS} FROM parley_messages WHERE message_id = ?"
+    params: tuple[str, ...] = (message_id,)
+    if user_id is not None:
+        sql += " AND user_id = ?"
+        params = (message_id, user_id)
+    row = await tx.one(sql, params)
+    return None if row is None else rows.message(row)
+
+
+async def pending_head(tx: Tx, *, session_id: str) -> tuple[MessageRecord | None, bool]:
+    """The session's oldest pending message, and whether another is pending behind it."""
+    found = await tx.all(
+        f"SELECT {rows.MESSAGE_COLUMNS} FROM parley_messages "
+        f"WHERE session_id = ? AND status IN {rows.PENDING_SQL} ORDER BY seq LIMIT 2",
+        (session_id,),
+    )
+    return (rows.message(found[0]) if found else None), len(found) > 1
+
+
+async def sessions_with_pending(tx: Tx) -> list[str]:
+    """Sessions with a pending message, the one waiting longest first."""
+    found = await tx.all(
+        "SELECT session_id, min(seq) AS first FROM parley_messages "
+        f"WHERE status IN {rows.PENDING_SQL} GROUP BY session_id ORDER BY first"
+    )
+    return [str(r["session_id"]) for r in found]
+
+
+async def update(tx: Tx, sql: str, params: tuple[Any, ...]) -> MessageRecord | None:
+    """One guarded ``UPDATE parley_messages … WHERE``: the row after it, or None when the guard
+    matched nothing (the message was not in the expected status)."""
+    row = await tx.one(f"{sql} RETURNING {rows.MESSAGE_COLUMNS}", params)
+    return None if row is None else rows.message(row)
+
+
+async def mark_running(tx: Tx, *, message_id: str, now: str) -> MessageRecord | None:
+    """Pending → ``running``, counting the attempt."""
+    return await update(
+        tx,
+        "UPDATE parley_messages SET status = 'running', attempts = attempts + 1, "
+        "started_at = coalesce(started_at, ?), updated_at = ? "
+        f"WHERE message_id = ? AND status IN {rows.PENDING_SQL}",
+        (now, now, message_id),
+    )
+
+
+async def release(tx: Tx, *, message_id: str, now: str) -> MessageRecord | None:
+    """``running`` → ``queued`` without counting the attempt."""
+    return await update(
+        tx,
+        "UPDATE parley_messages SET status = 'queued', "
+        "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = ? "
+        "WHERE message_id = ? AND status = 'running'",
+        (now, message_id),
+    )
+
+
+async def cancel_if_queued(tx: Tx, *, message_id: str, now: str) -> MessageRecord | None:
+    """``queued`` → ``cancelled``."""
+    return await update(
+        tx,
+        "UPDATE parley_messages SET status = 'cancelled', finished_at = ?, updated_at = ?, error = ? "
+        "WHERE message_id = ? AND status = 'queued'",
+        (now, now, json.dumps(CANCELLED_ERROR), message_id),
+    )
+
+
+async def request_cancel(tx: Tx, *, message_id: str, now: str) -> MessageRecord | None:
+    """Flag a pending message's turn to be cancelled by whichever runner holds it."""
+    return await update(
+        tx,
+        "UPDATE parley_messages SET cancel_requested = 1, updated_at = ? "
+        f"WHERE message_id = ? AND status IN {rows.PENDING_SQL}",
+        (now, message_id),
+    )
+
+
+async def finish(
+    tx: Tx,
+    *,
+    message_id: str,
+    status: MessageStatus,
+    reply: str | None,
+    interrupt: list[dict[str, Any]] | None,
+    error: dict[str, Any] | None,
+    usage: dict[str, Any] | None,
+    now: str,
+) -> MessageRecord | None:
+    """Pending → a terminal status, with the outcome."""
+    return await update(
+        tx,
+        "UPDATE parley_messages SET status = ?, reply = ?, interrupt = ?, error = ?, usage = ?, "
+        f"finished_at = ?, updated_at = ? WHERE message_id = ? AND status IN {rows.PENDING_SQL}",
+        (
+            status.value,
+            reply,
+            rows.dumps(interrupt),
+            rows.dumps(error),
+            rows.dumps(usage),
+            now,
+            now,
+            message_id,
+        ),
+    )

@@ -1,0 +1,132 @@
+"""PostgreSQL behind the ``Database`` interface: a psycopg 3 connection pool.
+
+Each transaction takes a pooled connection for its duration only, so sessions run in parallel across
+connections and processes. Where SQLite's single writer made check-then-write sequences safe by itself,
+here the queries lock what they check (``Dialect.for_update`` on the session row), which serialises the
+writers of one session and nobody else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from parley.core.errors import StorageUnavailable
+from parley.storage.db import POSTGRES, Dialect, Duplicate, Params, Row
+from parley.storage.migrations.runner import apply_postgres_migrations, latest_version
+
+
+@lru_cache(maxsize=512)
+def _pg(sql: str) -> bytes:
+    """A query written with ``?`` placeholders in psycopg's ``%s`` style (no query has a literal ``?``
+    or ``%``), as bytes: psycopg's typing wants literal strings, and these are built from literals."""
+    return sql.replace("?", "%s").encode()
+
+
+class _PostgresTx:
+    """Statements on one pooled connection inside one transaction."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> None:
+        self._conn = conn
+
+    @property
+    def dialect(self) -> Dialect:
+        return POSTGRES
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        cursor = await self._conn.execute(_pg(sql), params)
+        return cursor.rowcount
+
+    async def one(self, sql: str, params: Params = ()) -> Row | None:
+        cursor = await self._conn.execute(_pg(sql), params)
+        return await cursor.fetchone()
+
+    async def all(self, sql: str, params: Params = ()) -> list[Row]:
+        cursor = await self._conn.execute(_pg(sql), params)
+        return list(await cursor.fetchall())
+
+
+_UNAVAILABLE = (psycopg.OperationalError, PoolTimeout, pg_errors.AdminShutdown)
+
+
+class PostgresDatabase:
+    """Parley's tables in PostgreSQL (see the module docstring)."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 5.0) -> None:
+        self._url = url
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[dict[str, Any]]] = AsyncConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            open=False,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            # A connection the server dropped (a restart) is found out before it is handed out.
+            check=AsyncConnectionPool.check_connection,
+            name="parley",
+        )
+
+    @property
+    def dialect(self) -> Dialect:
+        return POSTGRES
+
+    @property
+    def url(self) -> str:
+        """The connection string."""
+        return self._url
+
+    @property
+    def pool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[dict[str, Any]]]:
+        """The connection pool (shared with whoever else needs this database in the process)."""
+        return self._pool
+
+    async def open(self, *, migrate: bool = True) -> None:
+        """Open the pool (waiting for one connection, so an unreachable server fails here) and apply
+        pending migrations."""
+        await self._pool.open(wait=True, timeout=10.0)
+        if migrate:
+            async with self._pool.connection() as conn:
+                await apply_postgres_migrations(conn)
+
+    async def close(self) -> None:
+        """Close the pool; safe to call twice."""
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_PostgresTx]:
+        """A transaction on a pooled connection; driver errors become Parley's."""
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                yield _PostgresTx(conn)
+        except pg_errors.UniqueViolation as exc:
+            raise Duplicate(str(exc)) from exc
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable("Storage is temporarily unavailable; retry.") from exc
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[_PostgresTx]:
+        """Reads in one transaction, so that they see one snapshot of the data."""
+        async with self.transaction() as tx:
+            yield tx
+
+    async def schema_version(self) -> int:
+        """The highest migration applied (0 before any)."""
+        async with self.read() as tx:
+            exists = await tx.one("SELECT to_regclass('parley_schema_migrations') AS t")
+            if exists is None or exists["t"] is None:
+                return 0
+            row = await tx.one("SELECT max(version) AS version FROM parley_schema_migrations")
+        return int((row or {}).get("version") or 0)
+
+    async def latest_version(self) -> int:
+        """The version a fully migrated PostgreSQL database has."""
+        return latest_version("postgres")

@@ -1,0 +1,355 @@
+"""``SqlStore``: the ``Store`` port over any ``Database`` — one set of queries for SQLite and PostgreSQL.
+
+Each method is one transaction. The domain decisions inside it (may this message be accepted, which
+interrupt does a chat answer, who may answer a review) are ``core.rules``; this module only reads what
+they need and writes what they decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from parley.core import rules
+from parley.core.errors import NotFound, StorageUnavailable
+from parley.core.records import MessageRecord, PendingHead, PendingInterrupt, SessionRecord, TranscriptPage
+from parley.core.statuses import MessageKind, MessageStatus
+from parley.storage import actions, interrupts, messages, rows, sessions, transcript
+from parley.storage.db import Database, Duplicate, Tx
+
+T = TypeVar("T")
+
+
+class SqlStore:
+    """Parley's tables in a SQL database (see the module docstring)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @property
+    def db(self) -> Database:
+        """The database underneath (for the parts of Parley that share it, such as a graph's effects)."""
+        return self._db
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+        await self._db.open(migrate=True)
+
+    async def close(self) -> None:
+        """Release connections; idempotent."""
+        await self._db.close()
+
+    async def check_ready(self) -> None:
+        """Raise ``StorageUnavailable`` unless the database answers with the latest schema."""
+        version = await self._db.schema_version()
+        latest = await self._db.latest_version()
+        if version != latest:
+            raise StorageUnavailable(f"Schema version {version}, expected {latest}; run `parley migrate`.")
+
+    async def _write(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
+        async with self._db.transaction() as tx:
+            return await fn(tx)
+
+    async def _read(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
+        async with self._db.read() as tx:
+            return await fn(tx)
+
+    async def _write_idempotent(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
+        # Two requests with one idempotency key at once: the loser's insert hits the unique index;
+        # run again, it finds the winner's message and returns that.
+        try:
+            return await self._write(fn)
+        except Duplicate:
+            return await self._write(fn)
+
+    # -- messages -------------------------------------------------------------------------------
+
+    async def accept_message(
+        self,
+        *,
+        user_id: str,
+        session_id: str | None,
+        content: str | None,
+        kind: MessageKind,
+        reject_if_busy: bool,
+        resume: Any = None,
+        idempotency_key: str | None = None,
+        answer_interrupts: bool = False,
+    ) -> MessageRecord:
+        """See ``Store.accept_message``."""
+        resume_json = rows.dumps(resume)
+        fingerprint = messages.request_hash(session_id, content, kind, resume_json)
+
+        async def _tx(tx: Tx) -> MessageRecord:
+            if idempotency_key is not None:
+                earlier = await messages.replay(
+                    tx, user_id=user_id, key=idempotency_key, request_hash=fingerprint
+                )
+                if earlier is not None:
+                    return earlier
+            message_kind, message_resume = kind, resume_json
+            target: PendingInterrupt | None = None
+            if session_id is None:
+                now = rows.now()
+                sid = await sessions.create(tx, user_id=user_id, now=now)
+            else:
+                sid = session_id
+                await sessions.visible(tx, session_id=sid, user_id=user_id, lock=True)
+                # Read the clock once the session is locked: messages of a session are then stamped
+                # in the order they get their seq.
+                now = rows.now()
+                if reject_if_busy:
+                    pending_id = await messages.first_pending_id(tx, session_id=sid)
+                    rules.check_not_busy(session_id=sid, pending_message_id=pending_id)
+                await sessions.touch(tx, session_id=sid, now=now)
+                if kind is MessageKind.CHAT:
+                    waiting = await interrupts.pending(tx, session_id=sid)
+                    target = rules.chat_target(
+                        session_id=sid, waiting=waiting, answer_interrupts=answer_interrupts
+                    )
+            if target is not None:
+                message_kind = MessageKind.RESUME
+                message_resume = rows.dumps({"interrupt_id": target.interrupt_id, "value": content})
+            record = await messages.insert(
+                tx,
+                session_id=sid,
+                user_id=user_id,
+                kind=message_kind,
+                content=content,
+                resume=message_resume,
+                idempotency_key=idempotency_key,
+                request_hash=fingerprint,
+                actor=None,
+                now=now,
+            )
+            if target is not None:
+                await interrupts.claim(
+                    tx,
+                    session_id=sid,
+                    interrupt_id=target.interrupt_id,
+                    message_id=record.message_id,
+                    now=now,
+                )
+            if content is not None:
+                await transcript.add(
+                    tx,
+                    session_id=sid,
+                    seq=record.seq,
+                    message_id=record.message_id,
+                    role="user",
+                    content=content,
+                    now=now,
+                )
+            return record
+
+        return await self._write_idempotent(_tx)
+
+    async def accept_resume(
+        self,
+        *,
+        session_id: str,
+        user_id: str,
+        operator: bool,
+        interrupt_id: str,
+        value: Any,
+        idempotency_key: str | None = None,
+    ) -> MessageRecord:
+        """See ``Store.accept_resume``."""
+        resume_json = rows.dumps({"interrupt_id": interrupt_id, "value": value})
+        fingerprint = messages.request_hash(session_id, None, MessageKind.RESUME, resume_json)
+        # Rows are the session owner's; an operator's keys are kept apart from the owner's own.
+        key = None if idempotency_key is None else f"resume:{user_id}:{idempotency_key}"
+
+        async def _tx(tx: Tx) -> MessageRecord:
+            owner = await sessions.visible(
+                tx, session_id=session_id, user_id=user_id, operator=operator, lock=True
+            )
+            now = rows.now()
+            if key is not None:
+                earlier = await messages.replay(
+                    tx, user_id=owner["user_id"], key=key, request_hash=fingerprint
+                )
+                if earlier is not None:
+                    return earlier
+            found = await interrupts.find(tx, session_id=session_id, interrupt_id=interrupt_id)
+            if found is None or found[1] != "pending":
+                state = "unknown" if found is None else found[1]
+                raise await interrupts.not_pending(
+                    tx, session_id=session_id, interrupt_id=interrupt_id, state=state
+                )
+            rules.check_may_answer(found[0], operator=operator)
+            record = await messages.insert(
+                tx,
+                session_id=session_id,
+                user_id=owner["user_id"],
+                kind=MessageKind.RESUME,
+                content=None,
+                resume=resume_json,
+                idempotency_key=key,
+                request_hash=fingerprint,
+                actor=user_id,
+                now=now,
+            )
+            await interrupts.claim(
+                tx, session_id=session_id, interrupt_id=interrupt_id, message_id=record.message_id, now=now
+            )
+            await sessions.touch(tx, session_id=session_id, now=now)
+            return record
+
+        return await self._write_idempotent(_tx)
+
+    async def list_interrupts(
+        self, *, kind: str | None, created_before: datetime | None, session_id: str | None, limit: int
+    ) -> list[PendingInterrupt]:
+        """See ``Store.list_interrupts``."""
+        return await self._read(
+            lambda tx: interrupts.queue(
+                tx, kind=kind, created_before=created_before, session_id=session_id, limit=limit
+            )
+        )
+
+    async def perform_once(
+        self,
+        *,
+        key: str,
+        session_id: str,
+        name: str,
+        args: dict[str, Any],
+        effect: Callable[[Any], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """See ``Store.perform_once``."""
+        return await self._write(
+            lambda tx: actions.perform_once(
+                tx, key=key, session_id=session_id, name=name, args=args, effect=effect, now=rows.now()
+            )
+        )
+
+    async def get_message(self, *, message_id: str, user_id: str, operator: bool = False) -> MessageRecord:
+        """See ``Store.get_message``."""
+        record = await self._read(
+            lambda tx: messages.get(tx, message_id=message_id, user_id=None if operator else user_id)
+        )
+        if record is None:
+            raise NotFound(f"Message {message_id} not found.")
+        return record
+
+    async def next_pending(self, *, session_id: str) -> PendingHead:
+        """See ``Store.next_pending``."""
+        head, more = await self._read(lambda tx: messages.pending_head(tx, session_id=session_id))
+        return PendingHead(message=head, more=more)
+
+    async def sessions_with_pending(self) -> list[str]:
+        """See ``Store.sessions_with_pending``."""
+        return await self._read(messages.sessions_with_pending)
+
+    async def mark_running(self, *, message_id: str) -> MessageRecord | None:
+        """See ``Store.mark_running``."""
+        return await self._write(lambda tx: messages.mark_running(tx, message_id=message_id, now=rows.now()))
+
+    async def release(self, *, message_id: str) -> MessageRecord | None:
+        """See ``Store.release``."""
+        return await self._write(lambda tx: messages.release(tx, message_id=message_id, now=rows.now()))
+
+    async def cancel_if_queued(self, *, message_id: str) -> MessageRecord | None:
+        """See ``Store.cancel_if_queued``."""
+
+        async def _tx(tx: Tx) -> MessageRecord | None:
+            now = rows.now()
+            cancelled = await messages.cancel_if_queued(tx, message_id=message_id, now=now)
+            if cancelled is not None and cancelled.kind is MessageKind.RESUME:
+                # The resume never ran: the interrupt it claimed is waiting for an answer again.
+                await interrupts.release_claim(tx, message_id=message_id, now=now)
+            return cancelled
+
+        return await self._write(_tx)
+
+    async def request_cancel(self, *, message_id: str) -> MessageRecord | None:
+        """See ``Store.request_cancel``."""
+        return await self._write(
+            lambda tx: messages.request_cancel(tx, message_id=message_id, now=rows.now())
+        )
+
+    async def finish(
+        self,
+        *,
+        message_id: str,
+        status: MessageStatus,
+        reply: str | None = None,
+        interrupt: list[dict[str, Any]] | None = None,
+        error: dict[str, Any] | None = None,
+        usage: dict[str, Any] | None = None,
+    ) -> MessageRecord | None:
+        """See ``Store.finish``."""
+        if not status.is_terminal:
+            raise ValueError(f"{status} is not a terminal status")
+
+        async def _tx(tx: Tx) -> MessageRecord | None:
+            now = rows.now()
+            record = await messages.finish(
+                tx,
+                message_id=message_id,
+                status=status,
+                reply=reply,
+                interrupt=interrupt,
+                error=error,
+                usage=usage,
+                now=now,
+            )
+            if record is None:
+                return None
+            await interrupts.record(
+                tx,
+                session_id=record.session_id,
+                message_id=message_id,
+                user_id=record.user_id,
+                interrupts=interrupt or [],
+                now=now,
+            )
+            if reply is not None:
+                await transcript.add(
+                    tx,
+                    session_id=record.session_id,
+                    seq=record.seq,
+                    message_id=message_id,
+                    role="assistant",
+                    content=reply,
+                    now=now,
+                )
+            await sessions.touch(tx, session_id=record.session_id, now=now)
+            return record
+
+        return await self._write(_tx)
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    async def get_session(self, *, session_id: str, user_id: str, operator: bool = False) -> SessionRecord:
+        """See ``Store.get_session``."""
+
+        async def _q(tx: Tx) -> SessionRecord:
+            row = await sessions.visible(tx, session_id=session_id, user_id=user_id, operator=operator)
+            return await sessions.view(tx, row=row)
+
+        return await self._read(_q)
+
+    async def list_transcript(
+        self, *, session_id: str, user_id: str, after: int | None, limit: int, operator: bool = False
+    ) -> TranscriptPage:
+        """See ``Store.list_transcript``."""
+
+        async def _q(tx: Tx) -> TranscriptPage:
+            await sessions.visible(tx, session_id=session_id, user_id=user_id, operator=operator)
+            return await transcript.page(tx, session_id=session_id, after=after, limit=limit)
+
+        return await self._read(_q)
+
+    async def delete_session(self, *, session_id: str, user_id: str) -> None:
+        """See ``Store.delete_session``."""
+
+        async def _tx(tx: Tx) -> None:
+            await sessions.visible(tx, session_id=session_id, user_id=user_id, lock=True)
+            pending_id = await messages.first_pending_id(tx, session_id=session_id)
+            rules.check_deletable(session_id=session_id, pending_message_id=pending_id)
+            await sessions.delete(tx, session_id=session_id)
+
+        await self._write(_tx)
