@@ -284,6 +284,44 @@ async def test_an_action_runs_once_per_key(store: SqliteStore, tmp_path: Path) -
         assert conn.execute("SELECT count(*) FROM parley_orders").fetchone()[0] == 1
 
 
+async def test_refunds_of_an_order_never_add_up_to_more_than_its_total(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    message = await _accept(store)
+    sid = message.session_id
+    order = await store.perform_action(
+        key="o", session_id=sid, user_id="u", name="place_order", args={"item": "mug", "quantity": 2}
+    )
+    whole = {"order_id": order["order_id"], "amount": 18.0}
+    first = await store.perform_action(key="r1", session_id=sid, user_id="u", name="issue_refund", args=whole)
+    assert first["ok"] is True
+    second = await store.perform_action(
+        key="r2", session_id=sid, user_id="u", name="issue_refund", args=whole
+    )
+    assert second["ok"] is False
+    assert "refunded in full" in second["error"]
+    with sqlite3.connect(tmp_path / "parley.sqlite") as conn:
+        assert conn.execute("SELECT sum(amount) FROM parley_refunds").fetchone()[0] == 18.0
+
+    # In parts: each part passes while something is left, and no more than what is left.
+    other = await store.perform_action(
+        key="o2", session_id=sid, user_id="u", name="place_order", args={"item": "mug", "quantity": 1}
+    )
+    part = {"order_id": other["order_id"], "amount": 5.0}
+    assert (
+        await store.perform_action(key="p1", session_id=sid, user_id="u", name="issue_refund", args=part)
+    )["ok"]
+    too_much = await store.perform_action(
+        key="p2", session_id=sid, user_id="u", name="issue_refund", args=part
+    )
+    assert too_much["ok"] is False
+    assert "at most 4.0" in too_much["error"]
+    rest = await store.perform_action(
+        key="p3", session_id=sid, user_id="u", name="issue_refund", args={"order_id": other["order_id"]}
+    )
+    assert (rest["ok"], rest["amount"]) == (True, 4.0)  # with no amount: what is left
+
+
 async def test_delete_removes_everything_but_not_while_busy(store: SqliteStore) -> None:
     message = await _accept(store)
     with pytest.raises(SessionBusy):

@@ -43,9 +43,17 @@ def _issue_refund(conn: sqlite3.Connection, ctx: dict[str, Any], args: dict[str,
     ).fetchone()
     if order is None:
         return {"ok": False, "error": f"no order {order_id!r}"}
-    amount = float(args.get("amount", order["total"]))
-    if not 0 < amount <= order["total"]:
-        return {"ok": False, "error": f"amount must be between 0 and {order['total']}"}
+    # Earlier refunds count against the total: two refunds of the whole order must not both pass. This
+    # runs in the store's transaction, so no other refund of the order can slip in between.
+    refunded = conn.execute(
+        "SELECT coalesce(sum(amount), 0) FROM parley_refunds WHERE order_id = ?", (order_id,)
+    ).fetchone()[0]
+    remaining = round(order["total"] - refunded, 2)
+    if remaining <= 0:
+        return {"ok": False, "error": f"order {order_id!r} has been refunded in full"}
+    amount = round(float(args.get("amount", remaining)), 2)
+    if not 0 < amount <= remaining:
+        return {"ok": False, "error": f"amount must be more than 0 and at most {remaining} (what is left)"}
     refund_id = "ref_" + uuid.uuid4().hex[:10]
     conn.execute(
         "INSERT INTO parley_refunds (refund_id, order_id, amount, action_key, created_at) "
