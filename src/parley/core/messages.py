@@ -7,8 +7,9 @@ import asyncio
 import time
 from typing import Any
 
-from parley.core.errors import Conflict
+from parley.core.errors import Conflict, SessionInterrupted
 from parley.core.events import EventBus
+from parley.core.redaction import interrupts_for_viewer
 from parley.core.statuses import MessageKind, MessageStatus
 from parley.runners.base import Runner
 from parley.storage.records import MessageRecord
@@ -31,15 +32,22 @@ async def submit_chat(
     The row is committed before the runner hears of it, so a crash at any later point leaves a
     pending message that recovery picks up: nothing the API acknowledged is lost.
     """
-    record = await store.accept_message(
-        user_id=user_id,
-        session_id=session_id,
-        content=content,
-        kind=MessageKind.CHAT,
-        reject_if_busy=reject_if_busy,
-        idempotency_key=idempotency_key,
-        answer_interrupts=answer_interrupts,
-    )
+    try:
+        record = await store.accept_message(
+            user_id=user_id,
+            session_id=session_id,
+            content=content,
+            kind=MessageKind.CHAT,
+            reject_if_busy=reject_if_busy,
+            idempotency_key=idempotency_key,
+            answer_interrupts=answer_interrupts,
+        )
+    except SessionInterrupted as exc:
+        # The refusal lists what the session waits on, and a chat message comes from the end user:
+        # an operator's review shows as pending, never with its draft.
+        if "pending" in exc.extensions:
+            exc.extensions["pending"] = interrupts_for_viewer(exc.extensions["pending"], operator=False)
+        raise
     return _started(runner, record)
 
 

@@ -202,6 +202,8 @@ class TurnExecutor:
         )
         self._cancel_requests.discard(message_id)
         if final is not None:
+            # Tokens held for review reach subscribers only now, and only if no review is pending.
+            observer.settle(publish=final.status is MessageStatus.COMPLETED)
             self._bus.publish(message_id, "done", final)
         return final
 

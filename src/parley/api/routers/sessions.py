@@ -28,7 +28,7 @@ async def get_session(services: ServicesDep, viewer: ViewerDep, session_id: Sess
     record = await services.store.get_session(
         session_id=session_id, user_id=viewer.user_id, operator=viewer.operator
     )
-    return SessionOut.of(record)
+    return SessionOut.of(record, operator=viewer.operator)
 
 
 @router.post(
@@ -64,7 +64,9 @@ async def post_resume(
         idempotency_key=idempotency_key,
     )
     record = await wait_for_terminal(store=services.store, bus=services.bus, message=record, timeout=wait)
-    return message_response(record, prefer_async=wait == 0 and prefer is not None)
+    return message_response(
+        record, operator=role is Role.OPERATOR, prefer_async=wait == 0 and prefer is not None
+    )
 
 
 @router.get(
