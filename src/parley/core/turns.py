@@ -237,14 +237,12 @@ class TurnExecutor:
                     exc_info=not transient,
                 )
                 if not transient:
-                    return _failed(
-                        "turn_failed",
-                        f"The turn failed ({type(exc).__name__}); the session remains usable.",
-                    )
+                    # The exception's class and text are in the log above, never in the answer.
+                    return _failed("turn_failed", "The turn failed; the session remains usable.")
                 if record.attempts >= self._policy.max_attempts:
                     return _failed(
                         "retries_exhausted",
-                        f"The turn failed {record.attempts} times ({type(exc).__name__}); "
+                        f"The turn failed {record.attempts} times on a transient error; "
                         "the session remains usable.",
                     )
             await asyncio.sleep(
