@@ -161,6 +161,17 @@ class Settings(BaseSettings):
 
     max_message_chars: int = Field(default=16_000, ge=1)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    # Capped well below where LangGraph's checkpoint serialiser gives up (about 250 levels, counting
+    # the levels Parley wraps a resume value in), so no setting can let such a value in again.
+    max_value_depth: int = Field(
+        default=32,
+        ge=1,
+        le=200,
+        description="How deeply a resume value may nest (lists and objects); deeper is refused (422).",
+    )
+    max_value_bytes: int = Field(
+        default=64 * 1024, ge=16, description="The largest resume value, as compact JSON (422 beyond)."
+    )
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
 
     @field_validator("interrupt_before", "interrupt_after", "review_keywords", mode="before")

@@ -109,6 +109,8 @@ async def test_a_failing_model_fails_the_message_safely_and_the_session_stays_us
     assert body["reply"] is None
     assert body["error"]["type"] == "turn_failed"
     assert "scripted model failure" not in body["error"]["detail"]  # no str(exc) of internals
+    # Nor its class: the detail is a fixed text (the class is in the log).
+    assert body["error"]["detail"] == "The turn failed; the session remains usable."
     session = (
         await harness.client.get(f"/v1/sessions/{body['session_id']}", headers={"X-User-Id": "alice"})
     ).json()

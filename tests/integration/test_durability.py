@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 import time
 from contextlib import AsyncExitStack
@@ -49,6 +50,8 @@ async def test_transient_failures_past_the_limit_fail_the_message(
     assert body["status"] == "failed"
     assert body["attempts"] == 3
     assert body["error"]["type"] == "retries_exhausted"
+    # No exception class in the answer (TimeoutError, ScriptedHTTPError): those go to the log.
+    assert not re.search(r"[A-Z]\w*(Error|Exception)", body["error"]["detail"]), body["error"]
     again = (await h.chat(message="fine now", session_id=body["session_id"])).json()
     assert again["status"] == "completed"
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from parley.bots.assistant import REVIEW_DECLINED_REPLY
+from parley.core.redaction import REVIEW_NOTICE
 from tests.conftest import AppHarness
 
 ALICE = {"X-User-Id": "alice"}
@@ -161,8 +162,8 @@ async def test_a_flagged_draft_waits_for_an_operator_not_the_user(
     h: AppHarness = await harness_factory(make_settings(operator_header_enabled=True))
     body = await _review(h)
     review = body["interrupt"][0]
-    assert review["value"]["draft"] == "Take a dosage of 400 mg twice a day."
-    assert review["value"]["reasons"] == ["mentions 'dosage'"]
+    # The user learns that a review is pending, never what it is about (tests/integration/test_review_gate.py).
+    assert review["value"] == {"kind": "review", "question": REVIEW_NOTICE}
     by_user = await _resume(h, body["session_id"], review["id"], {"decision": "approve"})
     assert by_user.status_code == 403
     queue = (await h.client.get("/v1/interrupts", params={"kind": "review"}, headers=OPERATOR)).json()[
@@ -171,6 +172,8 @@ async def test_a_flagged_draft_waits_for_an_operator_not_the_user(
     assert [(i["interrupt_id"], i["session_id"], i["user_id"]) for i in queue] == [
         (review["id"], body["session_id"], "alice")
     ]
+    assert queue[0]["value"]["draft"] == "Take a dosage of 400 mg twice a day."
+    assert queue[0]["value"]["reasons"] == ["mentions 'dosage'"]
     approved = await _resume(
         h, body["session_id"], review["id"], {"decision": "approve"}, headers=OPERATOR, user="op-1"
     )
@@ -217,7 +220,8 @@ async def test_an_amount_over_the_limit_is_reviewed(harness_factory: Any, make_s
     reviewed = (await _resume(h, body["session_id"], body["interrupt"][0]["id"], "yes")).json()
     assert reviewed["status"] == "interrupted"
     assert reviewed["interrupt"][0]["kind"] == "review"
-    assert "over the review limit" in reviewed["interrupt"][0]["value"]["reasons"][0]
+    [queued] = (await h.client.get("/v1/interrupts", headers=OPERATOR)).json()["items"]
+    assert "over the review limit" in queued["value"]["reasons"][0]
 
 
 async def test_operator_routes_need_the_role_and_the_setting(

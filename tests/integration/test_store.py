@@ -4,6 +4,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -292,6 +293,37 @@ async def test_an_action_runs_once_per_key(store: SqlStore, backend: Backend) ->
     assert results[0]["total"] == 18.0
     assert backend.count("parley_orders") == 1
     assert backend.count("parley_actions") == 1
+
+
+async def test_refunds_of_an_order_never_add_up_to_more_than_its_total(
+    store: SqlStore, backend: Backend
+) -> None:
+    message = await _accept(store)
+    sid = message.session_id
+
+    async def act(key: str, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+        ctx = {"key": key, "session_id": sid, "user_id": "u", "now": "2026-01-01T00:00:00.000000+00:00"}
+        return await store.perform_once(
+            key=key, session_id=sid, name=name, args=args or {}, effect=shop.effect(name, args or {}, ctx)
+        )
+
+    order = await act("o", "place_order", {"item": "mug", "quantity": 2})
+    whole = {"order_id": order["order_id"], "amount": 18.0}
+    assert (await act("r1", "issue_refund", whole))["ok"] is True
+    second = await act("r2", "issue_refund", whole)
+    assert second["ok"] is False
+    assert "refunded in full" in second["error"]
+    assert backend.query("SELECT sum(amount) AS s FROM parley_refunds")[0]["s"] == 18.0
+
+    # In parts: each part passes while something is left, and no more than what is left.
+    other = await act("o2", "place_order", {"item": "mug", "quantity": 1})
+    part = {"order_id": other["order_id"], "amount": 5.0}
+    assert (await act("p1", "issue_refund", part))["ok"]
+    too_much = await act("p2", "issue_refund", part)
+    assert too_much["ok"] is False
+    assert "at most 4.0" in too_much["error"]
+    rest = await act("p3", "issue_refund", {"order_id": other["order_id"]})
+    assert (rest["ok"], rest["amount"]) == (True, 4.0)  # with no amount: what is left
 
 
 async def test_delete_removes_everything_but_not_while_busy(store: SqlStore) -> None:

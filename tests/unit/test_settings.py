@@ -47,6 +47,7 @@ def test_database_url_overrides_data_dir(tmp_path: Path) -> None:
         ({"runner": "queue"}, "needs PostgreSQL"),
         ({"busy_policy": "drop"}, "busy_policy"),
         ({"port": 70000}, "port"),
+        ({"max_value_depth": 250}, "max_value_depth"),  # past where checkpoints can carry it
     ],
 )
 def test_refuses_unsafe_or_incoherent_values(overrides: dict[str, object], needle: str) -> None:

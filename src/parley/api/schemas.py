@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from parley.core.records import MessageRecord, PendingInterrupt, SessionRecord, TranscriptEntry
+from parley.core.redaction import interrupt_for_viewer, interrupts_for_viewer
 from parley.core.statuses import MessageKind, MessageStatus, SessionStatus
 
 UserId = Field(
@@ -114,14 +115,16 @@ class MessageOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, record: MessageRecord) -> MessageOut:
+    def of(cls, record: MessageRecord, *, operator: bool) -> MessageOut:
+        """The resource as its reader may see it: an operator's review is hidden from the end user
+        (``core.redaction``); ``operator`` has no default so that no route can forget to decide."""
         return cls(
             message_id=record.message_id,
             session_id=record.session_id,
             kind=record.kind,
             status=record.status,
             reply=record.reply,
-            interrupt=record.interrupt,
+            interrupt=interrupts_for_viewer(record.interrupt, operator=operator),
             error=record.error,
             created_at=record.created_at,
             updated_at=record.updated_at,
@@ -144,12 +147,15 @@ class SessionOut(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, record: SessionRecord) -> SessionOut:
+    def of(cls, record: SessionRecord, *, operator: bool) -> SessionOut:
+        """The resource as its reader may see it (see ``MessageOut.of``)."""
         return cls(
             session_id=record.session_id,
             user_id=record.user_id,
             status=record.status,
-            pending_interrupts=record.pending_interrupts,
+            pending_interrupts=[
+                interrupt_for_viewer(i, operator=operator) for i in record.pending_interrupts
+            ],
             message_count=record.message_count,
             pending_count=record.pending_count,
             last_message_id=record.last_message.message_id if record.last_message else None,

@@ -9,7 +9,8 @@ an operator's review of sensitive drafts.
   or edits the arguments. Each action runs once: its key is the AI message id and the tool call id.
 - ``review`` checks the final draft against the review policy (keywords, amounts over a limit); a flagged
   draft pauses for an operator (kind ``review``), who approves, edits or rejects it before the user sees
-  anything.
+  anything: the interrupt's value is redacted for the user (``core.redaction``), and the ``agent``'s
+  model is tagged ``HOLD_TAG``, so its tokens are published only once the turn completes unreviewed.
 
 A model without tool calling (``bind_tools`` not implemented) still chats and is still reviewed.
 """
@@ -32,7 +33,7 @@ from parley.bots.review import ReviewPolicy
 from parley.bots.tools import SENSITIVE, TOOLS, Decision, describe, parse_decision
 from parley.core.context import GraphContext
 from parley.core.turns import USER_TAG
-from parley.core.usage import NOSTREAM_TAG
+from parley.core.usage import HOLD_TAG, NOSTREAM_TAG
 from parley.storage.rows import now
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,9 @@ def build_graph(ctx: GraphContext) -> StateGraph[AssistantState, Any, Any, Any]:
         except NotImplementedError:
             logger.info("the model has no tool calling: the assistant chats without tools")
             tools_enabled = False
+    # Every draft may go to an operator's review: its tokens are held until the turn completes (and
+    # dropped if it pauses for review), so no stream shows a draft the user must not see.
+    agent_model = agent_model.with_config(tags=[HOLD_TAG])
 
     def route_start(state: AssistantState) -> Literal["summarise", "agent"]:
         cut = overflow_cut(

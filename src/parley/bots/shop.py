@@ -61,14 +61,17 @@ async def _issue_refund(tx: Tx, ctx: ActionContext, args: dict[str, Any]) -> dic
     )
     if order is None:
         return {"ok": False, "error": f"no order {order_id!r}"}
-    # The order row is locked (where the dialect can), so two refunds of one order take turns here.
+    # Earlier refunds count against the total: two refunds of the whole order must not both pass. The
+    # order row is locked (where the dialect needs it), so two refunds of one order take turns here.
     refunded = await tx.one(
         "SELECT coalesce(sum(amount), 0) AS refunded FROM parley_refunds WHERE order_id = ?", (order_id,)
     )
-    left = round(float(order["total"]) - float(refunded["refunded"] if refunded else 0), 2)
-    amount = float(args.get("amount", left))
-    if not 0 < amount <= left:
-        return {"ok": False, "error": f"amount must be more than 0 and at most {left} (not yet refunded)"}
+    remaining = round(float(order["total"]) - float(refunded["refunded"] if refunded else 0), 2)
+    if remaining <= 0:
+        return {"ok": False, "error": f"order {order_id!r} has been refunded in full"}
+    amount = round(float(args.get("amount", remaining)), 2)
+    if not 0 < amount <= remaining:
+        return {"ok": False, "error": f"amount must be more than 0 and at most {remaining} (what is left)"}
     refund_id = "ref_" + uuid.uuid4().hex[:10]
     await tx.execute(
         "INSERT INTO parley_refunds (refund_id, order_id, amount, action_key, created_at) "

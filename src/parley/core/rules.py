@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from parley.core.errors import Forbidden, SessionBusy, SessionInterrupted
 from parley.core.records import PendingInterrupt
+from parley.core.redaction import interrupts_for_viewer
 from parley.core.statuses import InterruptKind
 
 
@@ -50,7 +51,8 @@ def chat_target(
         f"Session {session_id} waits on interrupt {waiting[0].interrupt_id}; answer it with "
         f"POST /v1/sessions/{session_id}/resume" + ("" if answerable else " (an operator's review)") + ".",
         interrupt_id=waiting[0].interrupt_id,
-        pending=[i.as_api() for i in waiting],
+        # A chat message comes from the end user: an operator's review shows as pending, never its draft.
+        pending=interrupts_for_viewer([i.as_api() for i in waiting], operator=False),
     )
 
 

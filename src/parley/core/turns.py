@@ -202,6 +202,8 @@ class TurnExecutor:
         )
         self._cancel_requests.discard(message_id)
         if final is not None:
+            # Tokens held for review reach subscribers only now, and only if no review is pending.
+            observer.settle(publish=final.status is MessageStatus.COMPLETED)
             self._bus.publish(message_id, "done", final)
         return final
 
@@ -235,14 +237,12 @@ class TurnExecutor:
                     exc_info=not transient,
                 )
                 if not transient:
-                    return _failed(
-                        "turn_failed",
-                        f"The turn failed ({type(exc).__name__}); the session remains usable.",
-                    )
+                    # The exception's class and text are in the log above, never in the answer.
+                    return _failed("turn_failed", "The turn failed; the session remains usable.")
                 if record.attempts >= self._policy.max_attempts:
                     return _failed(
                         "retries_exhausted",
-                        f"The turn failed {record.attempts} times ({type(exc).__name__}); "
+                        f"The turn failed {record.attempts} times on a transient error; "
                         "the session remains usable.",
                     )
             await asyncio.sleep(

@@ -1,4 +1,5 @@
-"""One callback handler per turn: it publishes reply tokens as the model streams them, and sums up what
+"""One callback handler per turn: it publishes reply tokens as the model streams them (or holds them
+until the turn completes, for a draft that may go to an operator's review: ``HOLD_TAG``), and sums up what
 the turn's model calls cost (latency, time to first token, tokens, errors) for the message's ``usage``.
 
 Why a callback handler rather than LangGraph's ``stream_mode="messages"``: both see the same tokens, and the
@@ -23,6 +24,11 @@ T = TypeVar("T")
 
 NOSTREAM_TAG = "nostream"
 """Model calls with this tag (the summariser's) are bookkeeping: their tokens are not the reply."""
+HOLD_TAG = "parley:held-for-review"
+"""Model calls with this tag write a draft an operator may still have to review (the assistant's
+``agent``): their tokens are held back, published only when the turn completes and dropped when it ends
+any other way — paused for review above all (see ``TurnObserver.settle``). A graph tags such a model with
+``model.with_config(tags=[HOLD_TAG])``."""
 
 TokenSink = Callable[[str, str | None], None]
 """Receives ``(text, node)`` for each reply token."""
@@ -52,6 +58,8 @@ class TurnObserver(BaseCallbackHandler):
         self._started: dict[UUID, float] = {}
         self._nodes: dict[UUID, str | None] = {}
         self._quiet: set[UUID] = set()
+        self._holding: set[UUID] = set()
+        self._held: list[tuple[UUID, str, str | None]] = []
         self._streamed: dict[UUID, int] = {}
 
     def on_chat_model_start(
@@ -70,6 +78,8 @@ class TurnObserver(BaseCallbackHandler):
         self._nodes[run_id] = (metadata or {}).get("langgraph_node")
         if tags and NOSTREAM_TAG in tags:
             self._quiet.add(run_id)
+        elif tags and HOLD_TAG in tags:
+            self._holding.add(run_id)
 
     def on_llm_new_token(
         self,
@@ -87,7 +97,11 @@ class TurnObserver(BaseCallbackHandler):
         self._streamed[run_id] = count + 1
         if count == 0 and self.first_token_seconds is None:
             self.first_token_seconds = time.perf_counter() - self._started[run_id]
-        if self.on_token is not None and run_id not in self._quiet:
+        if self.on_token is None or run_id in self._quiet:
+            return
+        if run_id in self._holding:
+            self._held.append((run_id, token, self._nodes.get(run_id)))
+        else:
             self.on_token(token, self._nodes.get(run_id))
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
@@ -109,6 +123,8 @@ class TurnObserver(BaseCallbackHandler):
         self.errors += 1
         self._finish(run_id)
         self._streamed.pop(run_id, None)
+        # The call's output never became a message (a retry generates it again): its tokens go.
+        self._held = [held for held in self._held if held[0] != run_id]
 
     def _finish(self, run_id: UUID) -> None:
         started = self._started.pop(run_id, None)
@@ -116,6 +132,15 @@ class TurnObserver(BaseCallbackHandler):
             self.model_seconds += time.perf_counter() - started
         self._nodes.pop(run_id, None)
         self._quiet.discard(run_id)
+        self._holding.discard(run_id)
+
+    def settle(self, *, publish: bool) -> None:
+        """At the end of the turn: publish the held tokens (the turn completed, so no review is
+        pending) or drop them (it paused, failed or was cancelled: the draft may be awaiting review)."""
+        held, self._held = self._held, []
+        if publish and self.on_token is not None:
+            for _, text, node in held:
+                self.on_token(text, node)
 
     def summary(self) -> dict[str, Any]:
         """The ``usage`` of the message record."""

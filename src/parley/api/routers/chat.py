@@ -38,8 +38,9 @@ def resolve_wait(*, requested: float | None, prefer: str | None, settings: Setti
     return requested
 
 
-def message_response(record: MessageRecord, *, prefer_async: bool) -> Response:
-    """200 with a terminal message; 202 with a ``Location`` to poll otherwise.
+def message_response(record: MessageRecord, *, operator: bool, prefer_async: bool) -> Response:
+    """200 with a terminal message; 202 with a ``Location`` to poll otherwise; as ``operator`` (or an
+    end user) may see it.
 
     Serialised here, once: handed a model, FastAPI would dump it, validate it again against the
     ``response_model`` and dump it again, on the hottest path (the route still declares the model for
@@ -52,7 +53,7 @@ def message_response(record: MessageRecord, *, prefer_async: bool) -> Response:
     if prefer_async:
         headers["Preference-Applied"] = "respond-async"
     return Response(
-        MessageOut.of(record).model_dump_json(),
+        MessageOut.of(record, operator=operator).model_dump_json(),
         status_code=status,
         headers=headers,
         media_type="application/json",
@@ -97,4 +98,5 @@ async def post_chat(
         answer_interrupts=settings.chat_while_interrupted == "answer",
     )
     record = await wait_for_terminal(store=services.store, bus=services.bus, message=record, timeout=wait)
-    return message_response(record, prefer_async=wait == 0 and prefer is not None)
+    # The chat route knows no role: whoever sends a chat message reads as its end user.
+    return message_response(record, operator=False, prefer_async=wait == 0 and prefer is not None)

@@ -30,7 +30,7 @@ async def get_message(
     record = await services.store.get_message(
         message_id=message_id, user_id=viewer.user_id, operator=viewer.operator
     )
-    return MessageOut.of(record)
+    return MessageOut.of(record, operator=viewer.operator)
 
 
 @router.post(
@@ -60,4 +60,5 @@ async def post_cancel(
     if not record.status.is_terminal:
         response.status_code = 202
         response.headers["Location"] = f"/v1/messages/{record.message_id}"
-    return MessageOut.of(record)
+    # Cancelling knows no role: the answer is the end user's view.
+    return MessageOut.of(record, operator=False)

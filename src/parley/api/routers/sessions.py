@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response
 
 from parley.api.deps import JsonBody, Role, RoleDep, ServicesDep, UserIdHeader, ViewerDep
 from parley.api.routers.chat import message_response, resolve_wait
 from parley.api.schemas import MessageOut, Problem, ResumeRequest, SessionOut, TranscriptItem, TranscriptOut
+from parley.core.errors import InvalidInput
 from parley.core.messages import resume_session, wait_for_terminal
 from parley.core.sessions import decode_cursor, delete_session, encode_cursor
+from parley.settings import Settings
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -28,7 +31,40 @@ async def get_session(services: ServicesDep, viewer: ViewerDep, session_id: Sess
     record = await services.store.get_session(
         session_id=session_id, user_id=viewer.user_id, operator=viewer.operator
     )
-    return SessionOut.of(record)
+    return SessionOut.of(record, operator=viewer.operator)
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists or objects more than ``limit`` levels deep (a scalar is 0, ``[]``
+    is 1). Iterative, so a value deep enough to break a recursive walk cannot break this one."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth + 1 > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _check_value(value: Any, *, settings: Settings) -> None:
+    """Refuse, before anything is stored, a resume value the turn could not carry: the checkpoint
+    serialiser gives up on deep nesting (the turn would fail after the answer was accepted), and a
+    large value is copied into the message row and every checkpoint until the graph moves past it."""
+    if _nested_deeper_than(value, settings.max_value_depth):
+        raise InvalidInput(
+            f"must not nest more than {settings.max_value_depth} levels deep", loc=["body", "value"]
+        )
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > settings.max_value_bytes:
+        raise InvalidInput(
+            f"must be at most {settings.max_value_bytes} bytes as JSON (got {size})", loc=["body", "value"]
+        )
 
 
 @router.post(
@@ -53,6 +89,7 @@ async def post_resume(
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> Response:
     wait = resolve_wait(requested=body.wait, prefer=prefer, settings=services.settings)
+    _check_value(body.value, settings=services.settings)
     record = await resume_session(
         store=services.store,
         runner=services.runner,
@@ -64,7 +101,9 @@ async def post_resume(
         idempotency_key=idempotency_key,
     )
     record = await wait_for_terminal(store=services.store, bus=services.bus, message=record, timeout=wait)
-    return message_response(record, prefer_async=wait == 0 and prefer is not None)
+    return message_response(
+        record, operator=role is Role.OPERATOR, prefer_async=wait == 0 and prefer is not None
+    )
 
 
 @router.get(
