@@ -277,7 +277,8 @@ async def test_delete_removes_everything_but_not_while_busy(store: SqliteStore) 
     await store.delete_session(session_id=message.session_id, user_id="u")
     with pytest.raises(NotFound):
         await store.get_session(session_id=message.session_id, user_id="u")
-    assert await store.load_message(message_id=message.message_id) is None
+    with pytest.raises(NotFound):
+        await store.get_message(message_id=message.message_id, user_id="u", operator=True)
 
 
 async def test_reopening_applies_no_migration_twice(tmp_path: Path) -> None:

@@ -429,19 +429,6 @@ class SqliteStore:
             raise NotFound(f"Message {message_id} not found.")
         return _message(row)
 
-    async def load_message(self, *, message_id: str) -> MessageRecord | None:
-        """See ``Store.load_message``."""
-
-        def _q(conn: sqlite3.Connection) -> sqlite3.Row | None:
-            row: sqlite3.Row | None = conn.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM parley_messages WHERE message_id = ?",
-                (message_id,),
-            ).fetchone()
-            return row
-
-        row = await self._run(_q)
-        return None if row is None else _message(row)
-
     async def next_pending(self, *, session_id: str) -> PendingHead:
         """See ``Store.next_pending``."""
 

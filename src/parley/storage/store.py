@@ -77,9 +77,6 @@ class Store(Protocol):
     async def get_message(self, *, message_id: str, user_id: str, operator: bool = False) -> MessageRecord:
         """The message, if it belongs to ``user_id`` (any message, for an operator); else ``NotFound``."""
 
-    async def load_message(self, *, message_id: str) -> MessageRecord | None:
-        """The message regardless of owner: for the runner, never for a request."""
-
     async def next_pending(self, *, session_id: str) -> PendingHead:
         """The session's oldest message not yet in a terminal status, and whether there are more."""
 
