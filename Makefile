@@ -17,7 +17,7 @@ $(STAMP): requirements/dev.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-install: $(STAMP)  ## create .venv and install the locked dependencies
+install: $(STAMP)  ## create .venv and install the locked dependencies (the first time: about 7 minutes on two cores)
 
 run: $(STAMP)  ## start Parley on 127.0.0.1:8000 (SQLite under ./data, in-process runner)
 	$(BIN)/parley serve

@@ -1,4 +1,5 @@
-"""Shared fixtures: settings on a temporary data dir, and the real app served in-process."""
+"""Shared fixtures: settings on a temporary data dir, and the real app served in-process; and the rule for
+tests that need an external service."""
 
 from __future__ import annotations
 
@@ -15,17 +16,62 @@ from parley.api.deps import Services
 from parley.settings import Settings
 from tests.backends import BACKENDS, Backend, PostgresDatabases, postgres_available
 
-REQUIRE_SERVICES = os.environ.get("PARLEY_REQUIRE_SERVICES") == "1"
+# pytester: tests/unit/test_service_skips.py runs a tiny suite with these hooks.
+pytest_plugins = ["pytester"]
+
+SERVICE_MISSING = "service not available: "
+"""How a skip for a missing service starts (``require_service`` writes it; a ``skipif`` reason may too)."""
+_MISSING_SERVICE_TESTS = pytest.StashKey[list[tuple[str, str]]]()
 
 
 def require_service(name: str, available: bool, why: str = "") -> None:
-    """Skip a test whose external service is missing — or fail it, when CI requires every service."""
-    if available:
+    """Skip a test whose external service (PostgreSQL, Redis, …) is missing here.
+
+    The hooks below list such tests at the end of the run, and turn them into failures when
+    ``PARLEY_REQUIRE_SERVICES=1`` (``.ci/run`` sets it: CI must exercise everything).
+    """
+    if not available:
+        pytest.skip(f"{SERVICE_MISSING}{name}{' (' + why + ')' if why else ''}")
+
+
+def _services_required() -> bool:
+    return os.environ.get("PARLEY_REQUIRE_SERVICES") == "1"
+
+
+def _missing_service(report: pytest.TestReport) -> str | None:
+    """The reason, if the report is a skip for a missing service."""
+    if not report.skipped or hasattr(report, "wasxfail") or not isinstance(report.longrepr, tuple):
+        return None
+    reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+    return reason if reason.startswith(SERVICE_MISSING) else None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report: pytest.TestReport = yield
+    reason = _missing_service(report)
+    if reason is not None:
+        item.config.stash.setdefault(_MISSING_SERVICE_TESTS, []).append((report.nodeid, reason))
+        if _services_required():
+            report.outcome = "failed"
+            report.longrepr = f"{reason}; PARLEY_REQUIRE_SERVICES=1 forbids skipping it"
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Say plainly which tests did not run for want of a service, and what that means here."""
+    missing = config.stash.get(_MISSING_SERVICE_TESTS, [])
+    if not missing:
         return
-    message = f"service not available: {name}{' (' + why + ')' if why else ''}"
-    if REQUIRE_SERVICES:
-        pytest.fail(message + "; PARLEY_REQUIRE_SERVICES=1 forbids skipping")
-    pytest.skip(message)
+    terminalreporter.section("tests that need a service not running here")
+    for nodeid, reason in missing:
+        terminalreporter.line(f"{nodeid}: {reason.removeprefix(SERVICE_MISSING)}")
+    if _services_required():
+        terminalreporter.line(f"{len(missing)} not run: PARLEY_REQUIRE_SERVICES=1 makes each a failure.")
+    else:
+        terminalreporter.line(
+            f"{len(missing)} skipped; start the services to run them (PARLEY_REQUIRE_SERVICES=1 fails them)."
+        )
 
 
 @pytest.fixture(scope="session")
@@ -63,12 +109,17 @@ def backend(
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``sqlite_only`` (they test SQLite's own mechanics: its lock file, a writer outside
-    Parley) run on SQLite alone: their PostgreSQL variants are not collected at all."""
+    Parley) run on SQLite alone, and ``postgres_only`` ones (races between pooled connections, which
+    SQLite's single connection rules out by construction) on PostgreSQL alone: the other variant is not
+    collected at all."""
     keep, dropped = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
-        on_postgres = callspec is not None and callspec.params.get("backend") == "postgres"
-        (dropped if on_postgres and item.get_closest_marker("sqlite_only") else keep).append(item)
+        param = callspec.params.get("backend") if callspec is not None else None
+        unwanted = (param == "postgres" and item.get_closest_marker("sqlite_only")) or (
+            param == "sqlite" and item.get_closest_marker("postgres_only")
+        )
+        (dropped if unwanted else keep).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from tests.e2e.server import ServerProcess
 from tests.e2e.test_server import ALICE, poll, start_running
-from tests.graphs.chaos import open_effects
+from tests.graphs.chaos import open_log
 from tests.waiting import wait_until
 
 
 def _runs(db: Path, message_id: str) -> tuple[int, int]:
-    with sqlite3.connect(db) as conn:
-        runs = conn.execute("SELECT count(*) FROM runs WHERE message_id = ?", (message_id,)).fetchone()[0]
+    """How many times the side-effect step ran for the message, and how many effects it made."""
+    with closing(sqlite3.connect(db)) as conn:
+        runs = conn.execute(
+            "SELECT count(*) FROM step_runs WHERE message_id = ? AND step = 'act'", (message_id,)
+        ).fetchone()[0]
         effects = conn.execute("SELECT count(*) FROM effects WHERE message_id = ?", (message_id,)).fetchone()[
             0
         ]
@@ -31,7 +35,7 @@ def _checkpoints(data: Path, session_id: str) -> int:
 
 def test_sigkill_mid_turn_resumes_after_the_last_completed_step(tmp_path: Path) -> None:
     effects_db = tmp_path / "effects.sqlite"
-    open_effects(str(effects_db)).close()
+    open_log(str(effects_db)).close()
     server = ServerProcess(
         tmp_path / "data",
         env={"PARLEY_GRAPH": "tests.graphs.chaos:graph", "CHAOS_EFFECTS_DB": str(effects_db)},

@@ -101,7 +101,6 @@ class Viewer:
 ServicesDep = Annotated[Services, Depends(get_services)]
 RoleDep = Annotated[Role, Depends(get_role)]
 OperatorOnly = Depends(require_operator)
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 UserIdHeader = Annotated[
     str,
     Header(

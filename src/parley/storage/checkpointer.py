@@ -22,10 +22,11 @@ _SETUP_LOCK_KEY = 0x7061726C6563
 
 @asynccontextmanager
 async def sqlite_checkpointer(path: Path) -> AsyncIterator[BaseCheckpointSaver[str]]:
-    """LangGraph's SQLite saver on its own file and connection.
+    """LangGraph's own SQLite saver, on its own file (``path``) and its own connection.
 
-    Its own connection because the saver serialises every call behind its lock and commits as it
-    goes; sharing Parley's connection would interleave the two's transactions.
+    Not Parley's file: the saver holds a write transaction open across ``await``s, so on a shared file
+    Parley's statements, which run inline on the event loop, would wait on a lock only the event loop can
+    release (docs/architecture.md, Storage).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = await aiosqlite.connect(path)

@@ -1,4 +1,4 @@
--- Parley's own tables. LangGraph's checkpointer creates and owns its tables in the same file.
+-- Parley's own tables. LangGraph's checkpointer keeps its tables in a file of its own.
 CREATE TABLE parley_sessions (
     session_id  TEXT PRIMARY KEY,
     user_id     TEXT NOT NULL,
