@@ -129,6 +129,13 @@ def _thread(session_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": session_id}}
 
 
+def _uncancel() -> None:
+    """Take back a cancellation the current task has handled, so that later awaits are not cut short."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
 class TurnExecutor:
     """Runs turns of the hosted graph and records their outcome (see the module docstring)."""
 
@@ -179,13 +186,43 @@ class TurnExecutor:
             if message_id not in self._cancel_requests:
                 await self._release(message_id)
                 raise
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
+            _uncancel()
             outcome = _CANCELLED
+        return await self._end(running, outcome, observer)
+
+    async def _end(
+        self, message: MessageRecord, outcome: TurnOutcome, observer: StreamingTurnObserver
+    ) -> MessageRecord | None:
+        """Roll back (if the turn failed or was cancelled) and record ``outcome``, to the end.
+
+        It runs in a task of its own that a cancel cannot interrupt: cut short, it would leave the
+        message ``running`` with no turn (and a half-done rollback). A cancel requested meanwhile has
+        nothing left to stop; a shutdown (an unrequested cancellation) still stops it, and the message
+        goes back to ``queued`` as any stopped turn does.
+        """
+        ending = asyncio.create_task(
+            self._conclude(message, outcome, observer), name=f"parley-end-{message.message_id}"
+        )
+        while True:
+            try:
+                return await asyncio.shield(ending)
+            except asyncio.CancelledError:
+                if message.message_id not in self._cancel_requests:
+                    ending.cancel()
+                    await asyncio.gather(ending, return_exceptions=True)
+                    await self._release(message.message_id)
+                    raise
+                _uncancel()
+
+    async def _conclude(
+        self, message: MessageRecord, outcome: TurnOutcome, observer: StreamingTurnObserver
+    ) -> MessageRecord | None:
+        message_id = message.message_id
         if outcome.status in (MessageStatus.FAILED, MessageStatus.CANCELLED):
             try:
-                reposed = await self._rollback(running)
+                # Bounded, since no cancel stops it (asking a resume's questions again runs the graph).
+                async with asyncio.timeout(self._policy.timeout_seconds):
+                    reposed = await self._rollback(message)
             except Exception:
                 # The outcome stands; the next turn then starts from the half turn's checkpoint.
                 logger.exception("could not roll back the state of message %s", message_id)

@@ -1,0 +1,160 @@
+"""A turn's lifecycle at its edges: cancels during a rollback, an outcome that could not be stored on the
+last attempt, cancelled and re-asked resumes, a cancel after an action, and recovery at a breakpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from parley.core.turns import CHECKPOINT_TAG, ROLLBACK_TAG
+from tests.conftest import AppHarness
+from tests.integration.test_chat_api import poll_until_terminal
+from tests.waiting import wait_until_async
+
+ALICE = {"X-User-Id": "alice"}
+ORDER_MUGS = '[[tool:place_order|{"item": "mug", "quantity": 2}]] two mugs please'
+
+
+def _rows(h: AppHarness, table: str) -> list[dict[str, Any]]:
+    with sqlite3.connect(h.services.settings.sqlite_path) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute(f"SELECT * FROM {table}")]
+
+
+async def _status(h: AppHarness, message_id: str) -> str:
+    response = await h.client.get(f"/v1/messages/{message_id}", headers=ALICE)
+    return str(response.json()["status"])
+
+
+async def _resume(h: AppHarness, sid: str, interrupt_id: str, value: Any, **body: Any) -> httpx.Response:
+    return await h.client.post(
+        f"/v1/sessions/{sid}/resume",
+        json={"user_id": "alice", "interrupt_id": interrupt_id, "value": value, **body},
+    )
+
+
+async def _session(h: AppHarness, sid: str) -> dict[str, Any]:
+    body: dict[str, Any] = (await h.client.get(f"/v1/sessions/{sid}", headers=ALICE)).json()
+    return body
+
+
+class _RollbackGate:
+    """Holds every rollback at its write (the real checkpointer's ``aput`` of the checkpoint that undoes
+    a turn) until ``release`` is set; ``entered`` says one is held."""
+
+    def __init__(self, h: AppHarness) -> None:
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        saver = h.services.checkpointer
+        original = saver.aput
+
+        async def gated(config: Any, checkpoint: Any, metadata: Any, versions: Any) -> Any:
+            # Parley's tags ride in the config's metadata; the saver stores them with the checkpoint.
+            if ROLLBACK_TAG in (config.get("metadata") or {}):
+                self.entered.set()
+                await self.release.wait()
+            return await original(config, checkpoint, metadata, versions)
+
+        saver.aput = gated
+
+
+def _count_cancels(h: AppHarness) -> list[str]:
+    """Every message id the runner was asked to cancel, once it has delivered the cancel."""
+    runner: Any = h.services.runner
+    original: Callable[[str], None] = runner.cancel
+    calls: list[str] = []
+
+    def counting(message_id: str) -> None:
+        original(message_id)
+        calls.append(message_id)
+
+    runner.cancel = counting
+    return calls
+
+
+async def _cancel(h: AppHarness, message_id: str) -> httpx.Response:
+    return await h.client.post(f"/v1/messages/{message_id}/cancel", headers=ALICE)
+
+
+# -- a cancel during a rollback ---------------------------------------------------------------------
+
+
+async def test_a_cancel_during_the_rollback_of_a_failed_turn_still_ends_it(harness: AppHarness) -> None:
+    h = harness
+    sid = (await h.chat(message="one")).json()["session_id"]
+    gate = _RollbackGate(h)
+    cancels = _count_cancels(h)
+    failing = (await h.chat(message="[[fail]] two", session_id=sid, wait=0)).json()
+    await asyncio.wait_for(gate.entered.wait(), 10)
+    cancel = asyncio.create_task(_cancel(h, failing["message_id"]))
+    await wait_until_async(lambda: _done(cancels == [failing["message_id"]]), what="the cancel to land")
+    gate.release.set()
+
+    final = await poll_until_terminal(h.client, failing["message_id"])
+    assert final["status"] == "failed"
+    assert final["error"]["type"] == "turn_failed"
+    refused = await cancel
+    assert refused.status_code == 409  # it had failed before the cancel came
+    after = (await h.chat(message="three", session_id=sid)).json()
+    assert after["status"] == "completed"
+    assert after["reply"] == "Echo: three"
+
+
+async def test_a_second_cancel_during_the_rollback_still_ends_the_turn(harness: AppHarness) -> None:
+    h = harness
+    sid = (await h.chat(message="one")).json()["session_id"]
+    gate = _RollbackGate(h)
+    cancels = _count_cancels(h)
+    slow = (await h.chat(message="[[sleep:30]] two", session_id=sid, wait=0)).json()
+    mid = slow["message_id"]
+    await wait_until_async(lambda: _wrote(h, sid, mid), what="the turn to write its first checkpoint")
+    first = asyncio.create_task(_cancel(h, mid))
+    await asyncio.wait_for(gate.entered.wait(), 10)
+    second = asyncio.create_task(_cancel(h, mid))
+    await wait_until_async(lambda: _done(cancels == [mid, mid]), what="the second cancel to land")
+    gate.release.set()
+
+    final = await poll_until_terminal(h.client, mid)
+    assert final["status"] == "cancelled"
+    assert [(await first).status_code, (await second).status_code] == [200, 200]
+    after = (await h.chat(message="three", session_id=sid)).json()
+    assert after["status"] == "completed"
+
+
+async def _done(value: bool) -> bool:
+    return value
+
+
+async def _wrote(h: AppHarness, session_id: str, message_id: str) -> bool:
+    """Whether the session's latest checkpoint is the turn's own: it has something to roll back."""
+    latest = await h.services.checkpointer.aget_tuple({"configurable": {"thread_id": session_id}})
+    return latest is not None and latest.metadata.get(CHECKPOINT_TAG) == message_id
+
+
+async def _is(h: AppHarness, message_id: str, status: str) -> bool:
+    return await _status(h, message_id) == status
+
+
+async def test_a_turn_that_ends_cancelled_does_not_end_its_sessions_loop(harness: AppHarness) -> None:
+    """Whatever lets a cancellation out of a turn, the session's loop goes on and the message is run
+    again rather than left ``running`` with no turn."""
+    executor: Any = harness.services.runner._executor  # type: ignore[attr-defined]
+    original = executor.run
+    escaped: list[str] = []
+
+    async def cancelled_once(message: Any) -> Any:
+        if not escaped:
+            escaped.append(message.message_id)
+            await harness.services.store.mark_running(message_id=message.message_id)
+            raise asyncio.CancelledError
+        return await original(message)
+
+    executor.run = cancelled_once
+    body = (await harness.chat(message="still answered", wait=10)).json()
+    assert escaped == [body["message_id"]]
+    assert body["status"] == "completed"
+    assert body["reply"] == "Echo: still answered"
