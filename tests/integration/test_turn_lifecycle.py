@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from parley.core.errors import StorageUnavailable
 from parley.core.turns import CHECKPOINT_TAG, ROLLBACK_TAG
 from tests.conftest import AppHarness
 from tests.integration.test_chat_api import poll_until_terminal
@@ -137,6 +138,105 @@ async def _wrote(h: AppHarness, session_id: str, message_id: str) -> bool:
 
 async def _is(h: AppHarness, message_id: str, status: str) -> bool:
     return await _status(h, message_id) == status
+
+
+# -- an outcome that could not be stored ------------------------------------------------------------
+
+
+async def test_a_turn_that_finished_on_its_last_attempt_keeps_its_outcome_when_storing_it_failed(
+    harness_factory: Any, make_settings: Any
+) -> None:
+    h: AppHarness = await harness_factory(make_settings(max_attempts=1))
+    store: Any = h.services.store
+    original = store.finish
+    refused: list[str] = []
+
+    async def finish_unavailable_once(**kwargs: Any) -> Any:
+        if not refused:
+            refused.append(kwargs["message_id"])
+            raise StorageUnavailable("Storage is temporarily unavailable; retry.")
+        return await original(**kwargs)
+
+    store.finish = finish_unavailable_once
+    body = (await h.chat(message="hello there", wait=0)).json()
+    final = await poll_until_terminal(h.client, body["message_id"])
+    assert refused == [body["message_id"]]
+    assert final["status"] == "completed"
+    assert final["reply"] == "Echo: hello there"
+    assert final["attempts"] == 2
+
+    # Paused on its last attempt: the same interrupt, which then resumes the graph where it stopped.
+    refused.clear()
+    asked = (await h.chat(message=ORDER_MUGS, session_id=body["session_id"], wait=0)).json()
+    paused = await poll_until_terminal(h.client, asked["message_id"])
+    assert refused == [asked["message_id"]]
+    assert paused["status"] == "interrupted"
+    assert paused["interrupt"][0]["kind"] == "confirm"
+    done = (await _resume(h, body["session_id"], paused["interrupt"][0]["id"], "yes")).json()
+    assert done["status"] == "completed"
+    assert len(_rows(h, "parley_orders")) == 1
+
+
+# -- recovery at an interrupt_after breakpoint ------------------------------------------------------
+
+
+class _Crash(BaseException):
+    """Stands for the process dying: not an Exception, so no retry or failure handling sees it."""
+
+
+async def test_a_crash_right_after_an_interrupt_after_step_recovers_at_the_breakpoint(
+    make_settings: Any,
+) -> None:
+    """LangGraph decides an ``interrupt_after`` pause after saving the step's checkpoint. Killed in
+    between, recovery must report the breakpoint, not run the next node."""
+    from parley.api.app import create_app
+
+    settings = make_settings(interrupt_after=["agent"])
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        saver = app.state.services.checkpointer
+        original = saver.aput
+
+        async def dies_once_the_agent_step_is_saved(
+            config: Any, checkpoint: Any, metadata: Any, versions: Any
+        ) -> Any:
+            saved = await original(config, checkpoint, metadata, versions)
+            if metadata.get("source") == "loop" and "agent" in checkpoint["versions_seen"]:
+                raise _Crash
+            return saved
+
+        saver.aput = dies_once_the_agent_step_is_saved
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://parley"
+        ) as client:
+            accepted = (
+                await client.post("/v1/chat", json={"user_id": "alice", "message": "pause after", "wait": 0})
+            ).json()
+
+            async def crashed() -> bool:
+                return bool(app.state.services.runner.active_sessions == 0)
+
+            await wait_until_async(crashed, what="the simulated crash")
+            left = (await client.get(f"/v1/messages/{accepted['message_id']}", headers=ALICE)).json()
+            assert left["status"] == "running"
+
+    restarted = create_app(settings)
+    async with (
+        restarted.router.lifespan_context(restarted),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=restarted), base_url="http://parley") as client,
+    ):
+        final = await poll_until_terminal(client, accepted["message_id"])
+        assert final["status"] == "interrupted"
+        [paused] = final["interrupt"]
+        assert paused["kind"] == "breakpoint"
+        assert paused["value"]["nodes"] == ["review"]  # the node after the breakpoint has not run
+        assert final["attempts"] == 2
+        done = await client.post(
+            f"/v1/sessions/{final['session_id']}/resume",
+            json={"user_id": "alice", "interrupt_id": paused["id"], "value": None},
+        )
+        assert done.json()["status"] == "completed"
+        assert done.json()["reply"] == "Echo: pause after"
 
 
 async def test_a_turn_that_ends_cancelled_does_not_end_its_sessions_loop(harness: AppHarness) -> None:

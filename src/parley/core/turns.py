@@ -33,7 +33,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.pregel import Pregel
-from langgraph.types import Command, Interrupt
+from langgraph.types import Command, Interrupt, StateSnapshot
 
 from parley.core.errors import StorageUnavailable
 from parley.core.events import EventBus
@@ -175,7 +175,9 @@ class TurnExecutor:
             if message_id in self._cancel_requests:
                 outcome = _CANCELLED
             elif running.attempts > self._policy.max_attempts:
-                outcome = _failed(
+                # Its last start may have reached the end and only failed to record it (storage was
+                # unavailable): what the graph reached stands; only a turn left mid-way has failed.
+                outcome = await self._reached(running) or _failed(
                     "attempts_exhausted",
                     f"The turn was started {running.attempts - 1} times without finishing; given up.",
                 )
@@ -316,22 +318,72 @@ class TurnExecutor:
         messages = values.get("messages") if isinstance(values, dict) else None
         return any(getattr(m, "id", None) == message.message_id for m in messages or ())
 
+    async def _own_snapshot(self, message: MessageRecord) -> StateSnapshot | None:
+        """The session's latest state if this message's turn wrote it and its input is in it: the turn
+        had started, and goes on from there. None if the turn has not started."""
+        snapshot = await self._graph.aget_state(_thread(message.session_id))
+        if (snapshot.metadata or {}).get(CHECKPOINT_TAG) == message.message_id and self._input_applied(
+            message, snapshot.values
+        ):
+            return snapshot
+        return None
+
+    async def _paused(self, message: MessageRecord, snapshot: StateSnapshot) -> TurnOutcome | None:
+        """The outcome if the turn's latest state is a pause (only its recording was lost): an interrupt, or
+        a static breakpoint — before the nodes to run next, or after the nodes of the step that wrote it."""
+        if snapshot.interrupts:
+            return _outcome_of_state(snapshot.values, snapshot.interrupts, message.message_id)
+        if set(snapshot.next) & set(self._policy.interrupt_before) or await self._after_breakpoint(snapshot):
+            checkpoint_id = str(snapshot.config["configurable"]["checkpoint_id"])
+            return TurnOutcome(
+                status=MessageStatus.INTERRUPTED, interrupt=_breakpoint(checkpoint_id, snapshot.next)
+            )
+        return None
+
+    async def _after_breakpoint(self, snapshot: StateSnapshot) -> bool:
+        """Whether LangGraph paused (``interrupt_after``) once it had saved ``snapshot``.
+
+        It decides that right after saving a step's checkpoint, from the tasks that step ran: a crash in
+        between leaves the checkpoint without the pause, and continuing from it (``astream(None)``
+        resumes past any breakpoint) would run on. The step's tasks are those of the checkpoint before it
+        (``durability="sync"`` saves one per step), read as LangGraph reads them.
+        """
+        metadata = snapshot.metadata or {}
+        if (
+            not self._policy.interrupt_after
+            or metadata.get("source") != "loop"
+            or snapshot.parent_config is None
+        ):
+            return False
+        step = await self._graph.aget_state(snapshot.parent_config)
+        if (step.metadata or {}).get("step") != metadata.get("step", 0) - 1:
+            return False  # not the step just before (checkpoints skipped by another durability)
+        return any(task.name in self._policy.interrupt_after for task in step.tasks)
+
+    async def _reached(self, message: MessageRecord) -> TurnOutcome | None:
+        """What the turn's graph run already reached — paused or finished — read from its checkpoint
+        without running anything; None if it is mid-way or never started."""
+        snapshot = await self._own_snapshot(message)
+        if snapshot is None:
+            return None
+        paused = await self._paused(message, snapshot)
+        if paused is not None:
+            return paused
+        if not snapshot.next and not snapshot.tasks:
+            # Nothing left to run and no step's writes waiting to be applied: the graph had finished.
+            return _outcome_of_state(snapshot.values, (), message.message_id)
+        return None
+
     async def _invoke(self, message: MessageRecord, observer: TurnObserver) -> TurnOutcome:
         graph_input = self._fresh_input(message)
         known_values: dict[str, Any] | None = None
         if message.attempts > 1:
-            snapshot = await self._graph.aget_state(_thread(message.session_id))
-            if (snapshot.metadata or {}).get(CHECKPOINT_TAG) == message.message_id and self._input_applied(
-                message, snapshot.values
-            ):
-                if snapshot.interrupts:
+            snapshot = await self._own_snapshot(message)
+            if snapshot is not None:
+                paused = await self._paused(message, snapshot)
+                if paused is not None:
                     # The graph had already paused; only the outcome was not recorded.
-                    return _outcome_of_state(snapshot.values, snapshot.interrupts, message.message_id)
-                if set(snapshot.next) & set(self._policy.interrupt_before):
-                    checkpoint_id = str(snapshot.config["configurable"]["checkpoint_id"])
-                    return TurnOutcome(
-                        status=MessageStatus.INTERRUPTED, interrupt=_breakpoint(checkpoint_id, snapshot.next)
-                    )
+                    return paused
                 # Continue from the last completed step. An empty ``next`` does not mean finished: the
                 # step's writes may be saved without the checkpoint after them (the chaos test caught
                 # this), and LangGraph goes on from there; a graph that had finished runs nothing, and
