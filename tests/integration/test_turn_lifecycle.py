@@ -177,6 +177,69 @@ async def test_a_turn_that_finished_on_its_last_attempt_keeps_its_outcome_when_s
     assert len(_rows(h, "parley_orders")) == 1
 
 
+# -- resumes that do not happen ---------------------------------------------------------------------
+
+
+async def _hold_the_only_slot(h: AppHarness) -> str:
+    """A slow turn on another session: with one turn at a time, what is accepted next stays queued."""
+    holder = (await h.chat(user_id="alice", message="[[sleep:30]] hold", wait=0)).json()
+    await wait_until_async(lambda: _is(h, holder["message_id"], "running"), what="the slot holder to run")
+    return str(holder["message_id"])
+
+
+async def test_cancelling_a_queued_resume_gives_its_interrupt_back(
+    harness_factory: Any, make_settings: Any
+) -> None:
+    h: AppHarness = await harness_factory(make_settings(max_concurrent_turns=1))
+    asked = (await h.chat(message=ORDER_MUGS)).json()
+    sid, iid = asked["session_id"], asked["interrupt"][0]["id"]
+    holder = await _hold_the_only_slot(h)
+    queued = await _resume(h, sid, iid, "yes", wait=0)
+    assert queued.json()["status"] == "queued"
+
+    cancelled = await _cancel(h, queued.json()["message_id"])
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    session = await _session(h, sid)
+    assert session["status"] == "interrupted"
+    assert [i["id"] for i in session["pending_interrupts"]] == [iid]
+    refused = await h.chat(message="anyone there?", session_id=sid)
+    assert refused.status_code == 409
+    assert refused.json()["type"] == "/problems/session-interrupted"
+
+    assert (await _cancel(h, holder)).status_code == 200  # frees the slot
+    done = await _resume(h, sid, iid, "yes")
+    assert done.status_code == 200
+    assert done.json()["status"] == "completed"
+    assert len(_rows(h, "parley_orders")) == 1
+
+
+async def test_a_chat_queued_behind_a_resume_that_paused_again_does_not_run_over_the_pause(
+    harness_factory: Any, make_settings: Any
+) -> None:
+    h: AppHarness = await harness_factory(make_settings(max_concurrent_turns=1))
+    asked = (await h.chat(message=ORDER_MUGS)).json()
+    sid, iid = asked["session_id"], asked["interrupt"][0]["id"]
+    holder = await _hold_the_only_slot(h)
+    unreadable = (await _resume(h, sid, iid, "maybe?", wait=0)).json()
+    behind = (await h.chat(message="hello?", session_id=sid, wait=0)).json()
+    assert behind["status"] == "queued"  # accepted: the interrupt was answered, its resume still queued
+    assert (await _cancel(h, holder)).status_code == 200
+
+    again = await poll_until_terminal(h.client, unreadable["message_id"])
+    assert again["status"] == "interrupted"  # the answer could not be read: asked again
+    refused = await poll_until_terminal(h.client, behind["message_id"])
+    assert refused["status"] == "failed"
+    assert refused["error"]["type"] == "session_interrupted"
+    session = await _session(h, sid)
+    assert session["status"] == "interrupted"
+    [pending] = session["pending_interrupts"]
+    assert pending["id"] == again["interrupt"][0]["id"]
+    done = (await _resume(h, sid, pending["id"], "yes")).json()
+    assert done["status"] == "completed"
+    assert len(_rows(h, "parley_orders")) == 1
+
+
 # -- recovery at an interrupt_after breakpoint ------------------------------------------------------
 
 

@@ -284,6 +284,37 @@ async def test_an_action_runs_once_per_key(store: SqliteStore, tmp_path: Path) -
         assert conn.execute("SELECT count(*) FROM parley_orders").fetchone()[0] == 1
 
 
+async def test_a_resume_that_did_not_happen_gives_its_interrupt_back(store: SqliteStore) -> None:
+    sid = await _interrupted(store, {"id": "i1", "value": {"kind": "confirm"}})
+
+    async def claim() -> str:
+        resume = await store.accept_resume(
+            session_id=sid, user_id="u", operator=False, interrupt_id="i1", value=1
+        )
+        assert not await store.waits_on_interrupt(session_id=sid)
+        return resume.message_id
+
+    async def pending() -> list[str]:
+        return [i["id"] for i in (await store.get_session(session_id=sid, user_id="u")).pending_interrupts]
+
+    assert await store.cancel_if_queued(message_id=await claim()) is not None
+    assert await pending() == ["i1"]
+    assert await store.waits_on_interrupt(session_id=sid)
+    # Undone without asking again (its rollback could not re-ask): the same interrupt is pending.
+    undone = await claim()
+    await store.mark_running(message_id=undone)
+    await store.finish(message_id=undone, status=MessageStatus.FAILED, error={"type": "turn_failed"})
+    assert await pending() == ["i1"]
+    # Undone and asked again: the session waits on the new question, not the answered one.
+    asked_again = await claim()
+    await store.finish(
+        message_id=asked_again,
+        status=MessageStatus.CANCELLED,
+        interrupt=[{"id": "i2", "value": {"kind": "confirm"}}],
+    )
+    assert await pending() == ["i2"]
+
+
 async def test_delete_removes_everything_but_not_while_busy(store: SqliteStore) -> None:
     message = await _accept(store)
     with pytest.raises(SessionBusy):

@@ -174,6 +174,16 @@ class TurnExecutor:
         try:
             if message_id in self._cancel_requests:
                 outcome = _CANCELLED
+            elif running.kind is MessageKind.CHAT and await self._store.waits_on_interrupt(
+                session_id=running.session_id
+            ):
+                # Queued behind a resume that did not move the graph on (it failed, was cancelled or
+                # paused again): fed to the paused graph, this message would drop what it waits on.
+                outcome = _failed(
+                    "session_interrupted",
+                    "The session was waiting on an interrupt when this message's turn came; "
+                    "answer it, then send the message again.",
+                )
             elif running.attempts > self._policy.max_attempts:
                 # Its last start may have reached the end and only failed to record it (storage was
                 # unavailable): what the graph reached stands; only a turn left mid-way has failed.

@@ -118,6 +118,24 @@ def claim(
     return interrupt
 
 
+def release_claims(conn: sqlite3.Connection, *, session_id: str, message_id: str, now: str) -> None:
+    """Put the interrupts ``message_id`` claimed back to ``pending``: its turn did not happen (cancelled
+    before it started, or undone without asking again), so the graph still waits on them."""
+    conn.execute(
+        "UPDATE parley_interrupts SET status = 'pending', answered_by = NULL, updated_at = ? "
+        "WHERE session_id = ? AND answered_by = ? AND status = 'answered'",
+        (now, session_id, message_id),
+    )
+
+
+def waits(conn: sqlite3.Connection, *, session_id: str) -> bool:
+    """Whether the session has a pending interrupt."""
+    row = conn.execute(
+        "SELECT 1 FROM parley_interrupts WHERE session_id = ? AND status = 'pending' LIMIT 1", (session_id,)
+    ).fetchone()
+    return row is not None
+
+
 def list_pending(
     conn: sqlite3.Connection,
     *,

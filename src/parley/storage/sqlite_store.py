@@ -498,12 +498,25 @@ class SqliteStore:
 
     async def cancel_if_queued(self, *, message_id: str) -> MessageRecord | None:
         """See ``Store.cancel_if_queued``."""
-        now = _now()
-        return await self._update_message(
-            "UPDATE parley_messages SET status = 'cancelled', finished_at = ?, updated_at = ?, error = ? "
-            "WHERE message_id = ? AND status = 'queued'",
-            (now, now, json.dumps(CANCELLED_ERROR), message_id),
-        )
+
+        def _tx(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            now = _now()
+            row: sqlite3.Row | None = conn.execute(
+                "UPDATE parley_messages SET status = 'cancelled', finished_at = ?, updated_at = ?, error = ? "
+                f"WHERE message_id = ? AND status = 'queued' RETURNING {_MESSAGE_COLUMNS}",
+                (now, now, json.dumps(CANCELLED_ERROR), message_id),
+            ).fetchone()
+            if row is not None:
+                # A resume that never ran answered nothing: the graph still waits on what it claimed.
+                interrupts.release_claims(conn, session_id=row["session_id"], message_id=message_id, now=now)
+            return row
+
+        row = await self._run(lambda conn: self._write(conn, _tx))
+        return None if row is None else _message(row)
+
+    async def waits_on_interrupt(self, *, session_id: str) -> bool:
+        """See ``Store.waits_on_interrupt``."""
+        return await self._run(lambda conn: interrupts.waits(conn, session_id=session_id))
 
     async def finish(
         self,
@@ -532,14 +545,19 @@ class SqliteStore:
             ).fetchone()
             if row is None:
                 return None
-            interrupts.record(
-                conn,
-                session_id=row["session_id"],
-                message_id=message_id,
-                user_id=row["user_id"],
-                interrupts=interrupt or [],
-                now=now,
-            )
+            if interrupt is None and status in (MessageStatus.FAILED, MessageStatus.CANCELLED):
+                # The turn was undone without asking anything again: the session waits on what it
+                # waited on before, including what this message claimed.
+                interrupts.release_claims(conn, session_id=row["session_id"], message_id=message_id, now=now)
+            else:
+                interrupts.record(
+                    conn,
+                    session_id=row["session_id"],
+                    message_id=message_id,
+                    user_id=row["user_id"],
+                    interrupts=interrupt or [],
+                    now=now,
+                )
             if reply is not None:
                 conn.execute(
                     "INSERT INTO parley_transcript (session_id, position, message_id, role, "

@@ -94,7 +94,13 @@ class Store(Protocol):
         stopping; the turn was not at fault). None if it was not running."""
 
     async def cancel_if_queued(self, *, message_id: str) -> MessageRecord | None:
-        """Cancel a message whose turn has not started; None if it is no longer ``queued``."""
+        """Cancel a message whose turn has not started; None if it is no longer ``queued``.
+
+        A resume gives back the interrupt it claimed, in the same transaction: it is pending again.
+        """
+
+    async def waits_on_interrupt(self, *, session_id: str) -> bool:
+        """Whether the session has a pending interrupt (for the runner: no owner check)."""
 
     async def finish(
         self,
@@ -109,7 +115,10 @@ class Store(Protocol):
         """Give a message its terminal status, once: None if it already had one.
 
         The assistant's transcript line is written in the same transaction, so a reply is in the
-        transcript exactly when its message is completed.
+        transcript exactly when its message is completed. So are the session's pending interrupts: exactly
+        ``interrupt`` — except for a turn that ended ``failed`` or ``cancelled`` with none, which was
+        undone: the session then waits on what it waited on before, and an interrupt this message had
+        claimed is pending again.
         """
 
     async def get_session(self, *, session_id: str, user_id: str, operator: bool = False) -> SessionRecord:
