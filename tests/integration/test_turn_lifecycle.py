@@ -4,8 +4,10 @@ last attempt, cancelled and re-asked resumes, a cancel after an action, and reco
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -238,6 +240,83 @@ async def test_a_chat_queued_behind_a_resume_that_paused_again_does_not_run_over
     done = (await _resume(h, sid, pending["id"], "yes")).json()
     assert done["status"] == "completed"
     assert len(_rows(h, "parley_orders")) == 1
+
+
+# -- a cancel after the turn's action ran ------------------------------------------------------------
+
+
+async def test_a_resume_whose_action_ran_can_no_longer_be_cancelled(
+    harness_factory: Any, make_settings: Any, tmp_path: Path
+) -> None:
+    script = tmp_path / "script.json"
+    script.write_text(
+        json.dumps(
+            [
+                {"tool_calls": [{"name": "place_order", "args": {"item": "mug", "quantity": 2}}]},
+                {"text": "Your two mugs are ordered.", "delay": 3},
+            ]
+        )
+    )
+    h: AppHarness = await harness_factory(make_settings(scripted_script=script))
+    asked = (await h.chat(message="buy two mugs")).json()
+    assert asked["status"] == "interrupted"
+    sid, iid = asked["session_id"], asked["interrupt"][0]["id"]
+    approving = (await _resume(h, sid, iid, {"decision": "approve"}, wait=0)).json()
+
+    async def ordered() -> bool:
+        return len(_rows(h, "parley_orders")) == 1
+
+    await wait_until_async(ordered, what="the order to be placed")
+    refused = await _cancel(h, approving["message_id"])
+    assert refused.status_code == 409
+    assert refused.json()["type"] == "/problems/action-performed"
+    assert "can no longer be cancelled" in refused.json()["detail"]
+
+    final = await poll_until_terminal(h.client, approving["message_id"])
+    assert final["status"] == "completed"
+    assert final["reply"] == "Your two mugs are ordered."
+    session = await _session(h, sid)
+    assert session["status"] == "idle"
+    assert session["pending_interrupts"] == []
+    assert len(_rows(h, "parley_orders")) == 1
+
+
+async def test_a_resume_cancelled_before_its_action_asks_again_and_acts_once(
+    harness_factory: Any, make_settings: Any
+) -> None:
+    """The other side of the rule: cancelled before the action, nothing happened, so asking again is
+    right — and the action then happens once."""
+    h: AppHarness = await harness_factory(make_settings(max_concurrent_turns=1))
+    asked = (await h.chat(message=ORDER_MUGS)).json()
+    sid, iid = asked["session_id"], asked["interrupt"][0]["id"]
+    holder = await _hold_the_only_slot(h)
+    queued = (await _resume(h, sid, iid, "yes", wait=0)).json()
+    assert (await _cancel(h, queued["message_id"])).json()["status"] == "cancelled"
+    assert (await _cancel(h, holder)).status_code == 200
+    assert _rows(h, "parley_orders") == []
+    assert (await _resume(h, sid, iid, "yes")).json()["status"] == "completed"
+    assert len(_rows(h, "parley_orders")) == 1
+
+
+async def test_an_action_after_a_recorded_cancel_is_refused_and_the_turn_ends_cancelled(
+    harness_factory: Any, make_settings: Any
+) -> None:
+    """A cancel recorded in storage before the turn's action, whose cancellation of the task has not
+    landed yet: the action is refused, so nothing happened and asking again is right."""
+    h: AppHarness = await harness_factory(make_settings(max_concurrent_turns=1))
+    asked = (await h.chat(message=ORDER_MUGS)).json()
+    sid, iid = asked["session_id"], asked["interrupt"][0]["id"]
+    holder = await _hold_the_only_slot(h)
+    approving = (await _resume(h, sid, iid, "yes", wait=0)).json()
+    assert await h.services.store.mark_cancel_requested(message_id=approving["message_id"]) is not None
+    assert (await _cancel(h, holder)).status_code == 200
+
+    final = await poll_until_terminal(h.client, approving["message_id"])
+    assert final["status"] == "cancelled"
+    assert _rows(h, "parley_orders") == []
+    session = await _session(h, sid)
+    [again] = session["pending_interrupts"]
+    assert again["value"]["question"] == "Place an order for 2 x mug ($18.00)?"
 
 
 # -- recovery at an interrupt_after breakpoint ------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from parley.core.errors import (
+    ActionPerformed,
     ConfigurationError,
     Forbidden,
     InterruptNotPending,
@@ -15,6 +16,7 @@ from parley.core.errors import (
     SessionBusy,
     SessionInterrupted,
     StorageUnavailable,
+    TurnCancelled,
 )
 from parley.core.statuses import MessageKind, MessageStatus, SessionStatus
 from parley.storage.migrations.runner import latest_version
@@ -282,6 +284,44 @@ async def test_an_action_runs_once_per_key(store: SqliteStore, tmp_path: Path) -
     assert first["total"] == 18.0
     with sqlite3.connect(tmp_path / "parley.sqlite") as conn:
         assert conn.execute("SELECT count(*) FROM parley_orders").fetchone()[0] == 1
+
+
+async def test_a_cancel_and_an_action_of_one_turn_exclude_each_other(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    args = {"item": "mug", "quantity": 2}
+
+    async def act(message_id: str, name: str = "place_order") -> dict[str, object]:
+        return await store.perform_action(
+            key=f"{message_id}:{name}",
+            session_id="s",
+            user_id="u",
+            name=name,
+            args=args,
+            message_id=message_id,
+        )
+
+    cancelled_first = await _accept(store)
+    await store.mark_running(message_id=cancelled_first.message_id)
+    assert await store.mark_cancel_requested(message_id=cancelled_first.message_id) is not None
+    with pytest.raises(TurnCancelled):
+        await act(cancelled_first.message_id)
+    with sqlite3.connect(tmp_path / "parley.sqlite") as conn:
+        assert conn.execute("SELECT count(*) FROM parley_orders").fetchone()[0] == 0
+
+    acted_first = await _accept(store)
+    await store.mark_running(message_id=acted_first.message_id)
+    await act(acted_first.message_id)
+    with pytest.raises(ActionPerformed):
+        await store.mark_cancel_requested(message_id=acted_first.message_id)
+
+    looked_up = await _accept(store)  # a lookup changes nothing: the turn stays cancellable
+    await store.mark_running(message_id=looked_up.message_id)
+    await act(looked_up.message_id, "lookup_order")
+    assert await store.mark_cancel_requested(message_id=looked_up.message_id) is not None
+
+    await store.finish(message_id=acted_first.message_id, status=MessageStatus.COMPLETED, reply="ok")
+    assert await store.mark_cancel_requested(message_id=acted_first.message_id) is None  # ended
 
 
 async def test_a_resume_that_did_not_happen_gives_its_interrupt_back(store: SqliteStore) -> None:

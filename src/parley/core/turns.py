@@ -35,7 +35,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.pregel import Pregel
 from langgraph.types import Command, Interrupt, StateSnapshot
 
-from parley.core.errors import StorageUnavailable
+from parley.core.errors import StorageUnavailable, TurnCancelled
 from parley.core.events import EventBus
 from parley.core.retry import backoff_seconds, is_transient
 from parley.core.statuses import CANCELLED_ERROR, InterruptKind, MessageKind, MessageStatus
@@ -273,6 +273,9 @@ class TurnExecutor:
         while True:
             try:
                 return await self._invoke(record, observer)
+            except TurnCancelled:
+                # A cancel was recorded before the turn's action could run: the action was refused.
+                return _CANCELLED
             except Exception as exc:
                 transient = is_transient(exc)
                 logger.warning(

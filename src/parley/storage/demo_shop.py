@@ -69,6 +69,8 @@ ACTIONS: dict[str, Callable[[sqlite3.Connection, dict[str, Any], dict[str, Any]]
     "issue_refund": _issue_refund,
     "lookup_order": _lookup_order,
 }
+EFFECTS = frozenset({"place_order", "issue_refund"})
+"""The actions that change something (a lookup does not): a turn that ran one can no longer be cancelled."""
 
 
 def perform(

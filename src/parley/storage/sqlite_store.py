@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from parley.core.errors import (
+    ActionPerformed,
     ConfigurationError,
     InvalidInput,
     NotFound,
     SessionBusy,
     SessionInterrupted,
     StorageUnavailable,
+    TurnCancelled,
 )
 from parley.core.statuses import (
     CANCELLED_ERROR,
@@ -401,17 +403,38 @@ class SqliteStore:
         )
 
     async def perform_action(
-        self, *, key: str, session_id: str, user_id: str, name: str, args: dict[str, Any]
+        self,
+        *,
+        key: str,
+        session_id: str,
+        user_id: str,
+        name: str,
+        args: dict[str, Any],
+        message_id: str | None = None,
     ) -> dict[str, Any]:
         """See ``Store.perform_action``."""
-        return await self._run(
-            lambda conn: self._write(
-                conn,
-                lambda c: demo_shop.perform(
-                    c, key=key, session_id=session_id, user_id=user_id, name=name, args=args, now=_now()
-                ),
+
+        def _tx(conn: sqlite3.Connection) -> dict[str, Any]:
+            now = _now()
+            if message_id is not None:
+                cancelling = conn.execute(
+                    "SELECT 1 FROM parley_messages WHERE message_id = ? AND cancel_requested_at IS NOT NULL",
+                    (message_id,),
+                ).fetchone()
+                if cancelling is not None:
+                    raise TurnCancelled(f"message {message_id} is being cancelled; {name} not performed")
+            result = demo_shop.perform(
+                conn, key=key, session_id=session_id, user_id=user_id, name=name, args=args, now=now
             )
-        )
+            if message_id is not None and name in demo_shop.EFFECTS:
+                # A repeat that found the earlier result counts too: the turn's state now holds the outcome.
+                conn.execute(
+                    "UPDATE parley_messages SET acted_at = coalesce(acted_at, ?) WHERE message_id = ?",
+                    (now, message_id),
+                )
+            return result
+
+        return await self._run(lambda conn: self._write(conn, _tx))
 
     async def get_message(self, *, message_id: str, user_id: str, operator: bool = False) -> MessageRecord:
         """See ``Store.get_message``."""
@@ -509,6 +532,33 @@ class SqliteStore:
             if row is not None:
                 # A resume that never ran answered nothing: the graph still waits on what it claimed.
                 interrupts.release_claims(conn, session_id=row["session_id"], message_id=message_id, now=now)
+            return row
+
+        row = await self._run(lambda conn: self._write(conn, _tx))
+        return None if row is None else _message(row)
+
+    async def mark_cancel_requested(self, *, message_id: str) -> MessageRecord | None:
+        """See ``Store.mark_cancel_requested``."""
+
+        def _tx(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            now = _now()
+            row: sqlite3.Row | None = conn.execute(
+                "UPDATE parley_messages SET cancel_requested_at = coalesce(cancel_requested_at, ?), "
+                f"updated_at = ? WHERE message_id = ? AND status IN {_PENDING_SQL} AND acted_at IS NULL "
+                f"RETURNING {_MESSAGE_COLUMNS}",
+                (now, now, message_id),
+            ).fetchone()
+            if row is None:
+                acted = conn.execute(
+                    f"SELECT 1 FROM parley_messages WHERE message_id = ? AND status IN {_PENDING_SQL} "
+                    "AND acted_at IS NOT NULL",
+                    (message_id,),
+                ).fetchone()
+                if acted is not None:
+                    raise ActionPerformed(
+                        f"Message {message_id}'s turn has already performed an action; "
+                        "it can no longer be cancelled.",
+                    )
             return row
 
         row = await self._run(lambda conn: self._write(conn, _tx))

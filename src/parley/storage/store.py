@@ -70,9 +70,22 @@ class Store(Protocol):
         """Pending interrupts across every session, oldest first (the operator queue)."""
 
     async def perform_action(
-        self, *, key: str, session_id: str, user_id: str, name: str, args: dict[str, Any]
+        self,
+        *,
+        key: str,
+        session_id: str,
+        user_id: str,
+        name: str,
+        args: dict[str, Any],
+        message_id: str | None = None,
     ) -> dict[str, Any]:
-        """Apply a demo-shop action once per ``key`` and return its result (the first one, on a repeat)."""
+        """Apply a demo-shop action once per ``key`` and return its result (the first one, on a repeat).
+
+        With the ``message_id`` of the turn asking for it, one transaction also checks and records the
+        turn's side of it: ``TurnCancelled`` (nothing done) once a cancel of the turn is recorded, and
+        otherwise, for an action that changes something, the mark that makes the turn no longer
+        cancellable (``mark_cancel_requested``).
+        """
 
     async def get_message(self, *, message_id: str, user_id: str, operator: bool = False) -> MessageRecord:
         """The message, if it belongs to ``user_id`` (any message, for an operator); else ``NotFound``."""
@@ -97,6 +110,14 @@ class Store(Protocol):
         """Cancel a message whose turn has not started; None if it is no longer ``queued``.
 
         A resume gives back the interrupt it claimed, in the same transaction: it is pending again.
+        """
+
+    async def mark_cancel_requested(self, *, message_id: str) -> MessageRecord | None:
+        """Record that the running turn of ``message_id`` is to be cancelled; None if it has ended.
+
+        ``ActionPerformed`` if the turn has already performed an action (``perform_action``), which
+        undoing its state would not undo. Of a cancel and an action, exactly one happens: each checks
+        the other's mark in its own transaction.
         """
 
     async def waits_on_interrupt(self, *, session_id: str) -> bool:
