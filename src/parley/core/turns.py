@@ -5,18 +5,27 @@ The rules a turn follows, whatever interrupts it:
 - **Resume, never repeat.** Checkpoints carry the message id (``parley_message_id``). A turn started again
   (after a crash, a retry or a restart) first reads the session's latest checkpoint: if its own input is
   already there it continues from that checkpoint with no new input — completed steps are not run again
-  (with ``durability="sync"``, every step is a checkpoint) — and if the graph already finished, it only
-  records the outcome. The user's message also enters the state under the message id, so even feeding it
-  twice could not append it twice.
+  (with ``durability="sync"``, every step is a checkpoint) — and if the graph already finished or paused
+  (an interrupt, or a static breakpoint before or after a node), it only records the outcome. The user's
+  message also enters the state under the message id, so even feeding it twice could not append it twice.
 - **Retry what is transient.** Timeouts, rate limits, 5xx answers and a locked database are retried with
   exponential backoff and jitter, continuing from the last checkpoint. Every start counts in ``attempts``,
   stored on the message; past ``max_attempts`` the message fails. A message picked up with its attempts
-  already spent (it crashed the process every time) fails without running: no crash loops.
+  already spent (it crashed the process every time) fails without running: no crash loops — unless its
+  checkpoint shows the graph had finished or paused (only recording the outcome failed): that outcome
+  stands.
 - **A deadline per turn**: past ``turn_timeout_seconds`` (retries and backoff included) it fails, reason
   ``timeout``.
 - **Failed or cancelled leaves no trace in the graph state**: the session's state goes back to the
   checkpoint the turn started from, so the next turn never sees half a turn (say, a tool call without its
-  result). Side effects already made are not undone; they carry idempotency keys.
+  result). Side effects already made are not undone; they carry idempotency keys. Rolling back and
+  recording the outcome run to the end whatever cancel arrives meanwhile: the message always ends.
+- **An action is never taken back**: once a turn has performed an action (``Store.perform_action``) it can
+  no longer be cancelled, and once its cancel is recorded it may perform none — a rollback past an action
+  would not undo it, and a resume would ask again about what was already done.
+- **A paused graph takes only answers**: a chat message whose turn comes while the session waits on an
+  interrupt (it was queued behind a resume that paused again, failed or was cancelled) fails without
+  running, ``session_interrupted``: fed to the graph, it would drop the question it waits on.
 - **Stopping is not failing**: when the process stops, a running turn is cancelled and its message goes
   back to ``queued`` without spending an attempt; the next start runs it.
 """
