@@ -10,6 +10,7 @@ import pytest
 
 from parley.bots import shop
 from parley.core.errors import (
+    ActionPerformed,
     ConfigurationError,
     Forbidden,
     InterruptNotPending,
@@ -17,6 +18,7 @@ from parley.core.errors import (
     SessionBusy,
     SessionInterrupted,
     StorageUnavailable,
+    TurnCancelled,
 )
 from parley.core.statuses import MessageKind, MessageStatus, SessionStatus
 from parley.settings import Settings
@@ -323,6 +325,77 @@ async def test_refunds_of_an_order_never_add_up_to_more_than_its_total(
     assert "at most 4.0" in too_much["error"]
     rest = await act("p3", "issue_refund", {"order_id": other["order_id"]})
     assert (rest["ok"], rest["amount"]) == (True, 4.0)  # with no amount: what is left
+
+
+async def test_a_cancel_and_an_action_of_one_turn_exclude_each_other(
+    store: SqlStore, backend: Backend
+) -> None:
+    args = {"item": "mug", "quantity": 2}
+
+    async def act(message_id: str, name: str = "place_order") -> dict[str, object]:
+        key = f"{message_id}:{name}"
+        ctx = {"key": key, "session_id": "s", "user_id": "u", "now": "2026-01-01T00:00:00.000000+00:00"}
+        return await store.perform_once(
+            key=key,
+            session_id="s",
+            name=name,
+            args=args,
+            effect=shop.effect(name, args, ctx),
+            message_id=message_id,
+            acts=name in shop.EFFECTS,
+        )
+
+    cancelled_first = await _accept(store)
+    await store.mark_running(message_id=cancelled_first.message_id)
+    assert await store.mark_cancel_requested(message_id=cancelled_first.message_id) is not None
+    with pytest.raises(TurnCancelled):
+        await act(cancelled_first.message_id)
+    assert backend.count("parley_orders") == 0
+
+    acted_first = await _accept(store)
+    await store.mark_running(message_id=acted_first.message_id)
+    await act(acted_first.message_id)
+    with pytest.raises(ActionPerformed):
+        await store.mark_cancel_requested(message_id=acted_first.message_id)
+
+    looked_up = await _accept(store)  # a lookup changes nothing: the turn stays cancellable
+    await store.mark_running(message_id=looked_up.message_id)
+    await act(looked_up.message_id, "lookup_order")
+    assert await store.mark_cancel_requested(message_id=looked_up.message_id) is not None
+
+    await store.finish(message_id=acted_first.message_id, status=MessageStatus.COMPLETED, reply="ok")
+    assert await store.mark_cancel_requested(message_id=acted_first.message_id) is None  # ended
+
+
+async def test_a_resume_that_did_not_happen_gives_its_interrupt_back(store: SqlStore) -> None:
+    sid = await _interrupted(store, {"id": "i1", "value": {"kind": "confirm"}})
+
+    async def claim() -> str:
+        resume = await store.accept_resume(
+            session_id=sid, user_id="u", operator=False, interrupt_id="i1", value=1
+        )
+        assert not await store.waits_on_interrupt(session_id=sid)
+        return resume.message_id
+
+    async def pending() -> list[str]:
+        return [i["id"] for i in (await store.get_session(session_id=sid, user_id="u")).pending_interrupts]
+
+    assert await store.cancel_if_queued(message_id=await claim()) is not None
+    assert await pending() == ["i1"]
+    assert await store.waits_on_interrupt(session_id=sid)
+    # Undone without asking again (its rollback could not re-ask): the same interrupt is pending.
+    undone = await claim()
+    await store.mark_running(message_id=undone)
+    await store.finish(message_id=undone, status=MessageStatus.FAILED, error={"type": "turn_failed"})
+    assert await pending() == ["i1"]
+    # Undone and asked again: the session waits on the new question, not the answered one.
+    asked_again = await claim()
+    await store.finish(
+        message_id=asked_again,
+        status=MessageStatus.CANCELLED,
+        interrupt=[{"id": "i2", "value": {"kind": "confirm"}}],
+    )
+    assert await pending() == ["i2"]
 
 
 async def test_delete_removes_everything_but_not_while_busy(store: SqlStore) -> None:

@@ -32,7 +32,7 @@ from parley.bots.memory import overflow_cut, removals, summarise
 from parley.bots.review import ReviewPolicy
 from parley.bots.tools import SENSITIVE, TOOLS, Decision, describe, parse_decision
 from parley.core.context import GraphContext
-from parley.core.turns import USER_TAG
+from parley.core.turns import CHECKPOINT_TAG, USER_TAG
 from parley.core.usage import HOLD_TAG, NOSTREAM_TAG
 from parley.storage.rows import now
 
@@ -128,7 +128,10 @@ def build_graph(ctx: GraphContext) -> StateGraph[AssistantState, Any, Any, Any]:
         request = state["messages"][-1]
         assert isinstance(request, AIMessage)
         session_id = str(config["configurable"]["thread_id"])
-        user_id = str((config.get("metadata") or {}).get(USER_TAG, ""))
+        metadata = config.get("metadata") or {}
+        user_id = str(metadata.get(USER_TAG, ""))
+        # The turn's message: once an action ran for it, the turn can no longer be cancelled.
+        message_id = metadata.get(CHECKPOINT_TAG)
         results: list[ToolMessage] = []
         for call in request.tool_calls:
             name, args, call_id = call["name"], dict(call["args"]), str(call["id"])
@@ -165,6 +168,8 @@ def build_graph(ctx: GraphContext) -> StateGraph[AssistantState, Any, Any, Any]:
                     effect=shop.effect(
                         name, args, {"key": key, "session_id": session_id, "user_id": user_id, "now": now()}
                     ),
+                    message_id=str(message_id) if message_id is not None else None,
+                    acts=name in shop.EFFECTS,
                 )
             else:
                 result = {"ok": False, "error": f"there is no tool {name!r}"}

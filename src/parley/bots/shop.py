@@ -95,6 +95,8 @@ ACTIONS: dict[str, Callable[[Tx, ActionContext, dict[str, Any]], Awaitable[dict[
     "issue_refund": _issue_refund,
     "lookup_order": _lookup_order,
 }
+EFFECTS = frozenset({"place_order", "issue_refund"})
+"""The actions that change something (a lookup does not): a turn that ran one can no longer be cancelled."""
 
 
 def effect(name: str, args: dict[str, Any], ctx: ActionContext) -> Callable[[Tx], Awaitable[dict[str, Any]]]:

@@ -56,6 +56,13 @@ class SessionInterrupted(Conflict):
     type_slug = "session-interrupted"
 
 
+class ActionPerformed(Conflict):
+    """A cancel reached a turn that has already performed an action: undoing its state would not undo the
+    action, and would ask again about it."""
+
+    type_slug = "action-performed"
+
+
 class Forbidden(ParleyError):
     """The caller is known but may not do this (an end user answering an operator's review)."""
 
@@ -88,6 +95,11 @@ class StorageUnavailable(ServiceUnavailable):
     """Storage could not be reached; the request changed nothing and may be retried."""
 
     type_slug = "storage-unavailable"
+
+
+class TurnCancelled(Exception):
+    """Raised inside a turn whose cancel was recorded, when it tries to perform an action: the action must
+    not happen. Never reaches a caller; the turn ends ``cancelled``."""
 
 
 class ConfigurationError(Exception):

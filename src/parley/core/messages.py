@@ -126,10 +126,14 @@ async def cancel_message(
     wait: float,
 ) -> MessageRecord:
     """Cancel a queued or running turn; the cancelled record (or, if the turn is slow to stop, the
-    latest state after ``wait`` seconds). ``Conflict`` if the message had already ended.
+    latest state after ``wait`` seconds). ``Conflict`` if the message had already ended;
+    ``ActionPerformed`` if its turn has performed an action.
 
-    A queued message is cancelled in storage, atomically, so it can never start. A running one is
-    cancelled in its runner; the turn then rolls the session's state back to where it started.
+    A queued message is cancelled in storage, atomically, so it can never start (a resume's interrupt is
+    pending again). A running one is marked in storage — refused once the turn has performed an action,
+    and from then on refusing it any — and cancelled in its runner; the turn then rolls the session's
+    state back to where it started. Rolling back past an action would not undo it, and a resume would
+    ask again about what was already done: hence the refusal.
     """
     record = await store.get_message(message_id=message_id, user_id=user_id)
     if record.status.is_terminal:
@@ -140,7 +144,8 @@ async def cancel_message(
     if cancelled is not None:
         bus.publish(message_id, "done", cancelled)
         return cancelled
-    await runner.cancel(message_id)
+    if await store.mark_cancel_requested(message_id=message_id) is not None:
+        await runner.cancel(message_id)
     final = await wait_for_terminal(store=store, bus=bus, message=record, timeout=wait)
     if final.status.is_terminal and final.status is not MessageStatus.CANCELLED:
         raise Conflict(

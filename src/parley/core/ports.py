@@ -79,11 +79,18 @@ class Store(Protocol):
         name: str,
         args: dict[str, Any],
         effect: Callable[[Any], Awaitable[dict[str, Any]]],
+        message_id: str | None = None,
+        acts: bool = True,
     ) -> dict[str, Any]:
         """Run a side effect once per ``key`` and return its result (the first one, on a repeat).
 
         ``effect`` receives the storage transaction it runs in (``parley.storage.db.Tx`` for the SQL
-        stores), so that the effect and the record of it commit together."""
+        stores), so that the effect and the record of it commit together. With the ``message_id`` of the
+        turn asking for it, the same transaction also checks and records the turn's side of it:
+        ``TurnCancelled`` (nothing done) once a cancel of the turn is recorded, and otherwise, for an
+        effect that changes something (``acts``), the mark that makes the turn no longer cancellable
+        (``mark_cancel_requested``).
+        """
 
     async def get_message(self, *, message_id: str, user_id: str, operator: bool = False) -> MessageRecord:
         """The message, if it belongs to ``user_id`` (any message, for an operator); else ``NotFound``."""
@@ -102,12 +109,21 @@ class Store(Protocol):
         stopping; the turn was not at fault). None if it was not running."""
 
     async def cancel_if_queued(self, *, message_id: str) -> MessageRecord | None:
-        """Cancel a message whose turn has not started; None if it is no longer ``queued``. A resume
-        cancelled so gives its interrupt back: the session waits on it again."""
+        """Cancel a message whose turn has not started; None if it is no longer ``queued``.
 
-    async def request_cancel(self, *, message_id: str) -> MessageRecord | None:
-        """Flag a pending message to be cancelled by whichever runner holds its turn (one about to
-        start finds the flag); None if it has already ended."""
+        A resume gives back the interrupt it claimed, in the same transaction: it is pending again.
+        """
+
+    async def mark_cancel_requested(self, *, message_id: str) -> MessageRecord | None:
+        """Record that the running turn of ``message_id`` is to be cancelled; None if it has ended.
+
+        ``ActionPerformed`` if the turn has already performed an action (``perform_once``), which
+        undoing its state would not undo. Of a cancel and an action, exactly one happens: each checks
+        the other's mark in its own transaction.
+        """
+
+    async def waits_on_interrupt(self, *, session_id: str) -> bool:
+        """Whether the session has a pending interrupt (for the runner: no owner check)."""
 
     async def finish(
         self,
@@ -122,7 +138,10 @@ class Store(Protocol):
         """Give a message its terminal status, once: None if it already had one.
 
         The assistant's transcript line is written in the same transaction, so a reply is in the
-        transcript exactly when its message is completed.
+        transcript exactly when its message is completed. So are the session's pending interrupts: exactly
+        ``interrupt`` — except for a turn that ended ``failed`` or ``cancelled`` with none, which was
+        undone: the session then waits on what it waited on before, and an interrupt this message had
+        claimed is pending again.
         """
 
     async def get_session(self, *, session_id: str, user_id: str, operator: bool = False) -> SessionRecord:

@@ -5,18 +5,27 @@ The rules a turn follows, whatever interrupts it:
 - **Resume, never repeat.** Checkpoints carry the message id (``parley_message_id``). A turn started again
   (after a crash, a retry or a restart) first reads the session's latest checkpoint: if its own input is
   already there it continues from that checkpoint with no new input — completed steps are not run again
-  (with ``durability="sync"``, every step is a checkpoint) — and if the graph already finished, it only
-  records the outcome. The user's message also enters the state under the message id, so even feeding it
-  twice could not append it twice.
+  (with ``durability="sync"``, every step is a checkpoint) — and if the graph already finished or paused
+  (an interrupt, or a static breakpoint before or after a node), it only records the outcome. The user's
+  message also enters the state under the message id, so even feeding it twice could not append it twice.
 - **Retry what is transient.** Timeouts, rate limits, 5xx answers and a locked database are retried with
   exponential backoff and jitter, continuing from the last checkpoint. Every start counts in ``attempts``,
   stored on the message; past ``max_attempts`` the message fails. A message picked up with its attempts
-  already spent (it crashed the process every time) fails without running: no crash loops.
+  already spent (it crashed the process every time) fails without running: no crash loops — unless its
+  checkpoint shows the graph had finished or paused (only recording the outcome failed): that outcome
+  stands.
 - **A deadline per turn**: past ``turn_timeout_seconds`` (retries and backoff included) it fails, reason
   ``timeout``.
 - **Failed or cancelled leaves no trace in the graph state**: the session's state goes back to the
   checkpoint the turn started from, so the next turn never sees half a turn (say, a tool call without its
-  result). Side effects already made are not undone; they carry idempotency keys.
+  result). Side effects already made are not undone; they carry idempotency keys. Rolling back and
+  recording the outcome run to the end whatever cancel arrives meanwhile: the message always ends.
+- **An action is never taken back**: once a turn has performed an action (``Store.perform_once``) it can
+  no longer be cancelled, and once its cancel is recorded it may perform none — a rollback past an action
+  would not undo it, and a resume would ask again about what was already done.
+- **A paused graph takes only answers**: a chat message whose turn comes while the session waits on an
+  interrupt (it was queued behind a resume that paused again, failed or was cancelled) fails without
+  running, ``session_interrupted``: fed to the graph, it would drop the question it waits on.
 - **Stopping is not failing**: when the process stops, a running turn is cancelled and its message goes
   back to ``queued`` without spending an attempt; the next start runs it.
 """
@@ -33,9 +42,9 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.pregel import Pregel
-from langgraph.types import Command, Interrupt
+from langgraph.types import Command, Interrupt, StateSnapshot
 
-from parley.core.errors import StorageUnavailable
+from parley.core.errors import StorageUnavailable, TurnCancelled
 from parley.core.events import EventBus
 from parley.core.ports import Store
 from parley.core.records import MessageRecord
@@ -129,6 +138,13 @@ def _thread(session_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": session_id}}
 
 
+def _uncancel() -> None:
+    """Take back a cancellation the current task has handled, so that later awaits are not cut short."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
 class TurnExecutor:
     """Runs turns of the hosted graph and records their outcome (see the module docstring)."""
 
@@ -167,8 +183,20 @@ class TurnExecutor:
         try:
             if message_id in self._cancel_requests or running.cancel_requested:
                 outcome = _CANCELLED
-            elif running.attempts > self._policy.max_attempts:
+            elif running.kind is MessageKind.CHAT and await self._store.waits_on_interrupt(
+                session_id=running.session_id
+            ):
+                # Queued behind a resume that did not move the graph on (it failed, was cancelled or
+                # paused again): fed to the paused graph, this message would drop what it waits on.
                 outcome = _failed(
+                    "session_interrupted",
+                    "The session was waiting on an interrupt when this message's turn came; "
+                    "answer it, then send the message again.",
+                )
+            elif running.attempts > self._policy.max_attempts:
+                # Its last start may have reached the end and only failed to record it (storage was
+                # unavailable): what the graph reached stands; only a turn left mid-way has failed.
+                outcome = await self._reached(running) or _failed(
                     "attempts_exhausted",
                     f"The turn was started {running.attempts - 1} times without finishing; given up.",
                 )
@@ -179,13 +207,43 @@ class TurnExecutor:
             if message_id not in self._cancel_requests:
                 await self._release(message_id)
                 raise
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
+            _uncancel()
             outcome = _CANCELLED
+        return await self._end(running, outcome, observer)
+
+    async def _end(
+        self, message: MessageRecord, outcome: TurnOutcome, observer: StreamingTurnObserver
+    ) -> MessageRecord | None:
+        """Roll back (if the turn failed or was cancelled) and record ``outcome``, to the end.
+
+        It runs in a task of its own that a cancel cannot interrupt: cut short, it would leave the
+        message ``running`` with no turn (and a half-done rollback). A cancel requested meanwhile has
+        nothing left to stop; a shutdown (an unrequested cancellation) still stops it, and the message
+        goes back to ``queued`` as any stopped turn does.
+        """
+        ending = asyncio.create_task(
+            self._conclude(message, outcome, observer), name=f"parley-end-{message.message_id}"
+        )
+        while True:
+            try:
+                return await asyncio.shield(ending)
+            except asyncio.CancelledError:
+                if message.message_id not in self._cancel_requests:
+                    ending.cancel()
+                    await asyncio.gather(ending, return_exceptions=True)
+                    await self._release(message.message_id)
+                    raise
+                _uncancel()
+
+    async def _conclude(
+        self, message: MessageRecord, outcome: TurnOutcome, observer: StreamingTurnObserver
+    ) -> MessageRecord | None:
+        message_id = message.message_id
         if outcome.status in (MessageStatus.FAILED, MessageStatus.CANCELLED):
             try:
-                reposed = await self._rollback(running)
+                # Bounded, since no cancel stops it (asking a resume's questions again runs the graph).
+                async with asyncio.timeout(self._policy.timeout_seconds):
+                    reposed = await self._rollback(message)
             except Exception:
                 # The outcome stands; the next turn then starts from the half turn's checkpoint.
                 logger.exception("could not roll back the state of message %s", message_id)
@@ -226,6 +284,9 @@ class TurnExecutor:
         while True:
             try:
                 return await self._invoke(record, observer)
+            except TurnCancelled:
+                # A cancel was recorded before the turn's action could run: the action was refused.
+                return _CANCELLED
             except Exception as exc:
                 transient = is_transient(exc)
                 logger.warning(
@@ -279,22 +340,72 @@ class TurnExecutor:
         messages = values.get("messages") if isinstance(values, dict) else None
         return any(getattr(m, "id", None) == message.message_id for m in messages or ())
 
+    async def _own_snapshot(self, message: MessageRecord) -> StateSnapshot | None:
+        """The session's latest state if this message's turn wrote it and its input is in it: the turn
+        had started, and goes on from there. None if the turn has not started."""
+        snapshot = await self._graph.aget_state(_thread(message.session_id))
+        if (snapshot.metadata or {}).get(CHECKPOINT_TAG) == message.message_id and self._input_applied(
+            message, snapshot.values
+        ):
+            return snapshot
+        return None
+
+    async def _paused(self, message: MessageRecord, snapshot: StateSnapshot) -> TurnOutcome | None:
+        """The outcome if the turn's latest state is a pause (only its recording was lost): an interrupt, or
+        a static breakpoint — before the nodes to run next, or after the nodes of the step that wrote it."""
+        if snapshot.interrupts:
+            return _outcome_of_state(snapshot.values, snapshot.interrupts, message.message_id)
+        if set(snapshot.next) & set(self._policy.interrupt_before) or await self._after_breakpoint(snapshot):
+            checkpoint_id = str(snapshot.config["configurable"]["checkpoint_id"])
+            return TurnOutcome(
+                status=MessageStatus.INTERRUPTED, interrupt=_breakpoint(checkpoint_id, snapshot.next)
+            )
+        return None
+
+    async def _after_breakpoint(self, snapshot: StateSnapshot) -> bool:
+        """Whether LangGraph paused (``interrupt_after``) once it had saved ``snapshot``.
+
+        It decides that right after saving a step's checkpoint, from the tasks that step ran: a crash in
+        between leaves the checkpoint without the pause, and continuing from it (``astream(None)``
+        resumes past any breakpoint) would run on. The step's tasks are those of the checkpoint before it
+        (``durability="sync"`` saves one per step), read as LangGraph reads them.
+        """
+        metadata = snapshot.metadata or {}
+        if (
+            not self._policy.interrupt_after
+            or metadata.get("source") != "loop"
+            or snapshot.parent_config is None
+        ):
+            return False
+        step = await self._graph.aget_state(snapshot.parent_config)
+        if (step.metadata or {}).get("step") != metadata.get("step", 0) - 1:
+            return False  # not the step just before (checkpoints skipped by another durability)
+        return any(task.name in self._policy.interrupt_after for task in step.tasks)
+
+    async def _reached(self, message: MessageRecord) -> TurnOutcome | None:
+        """What the turn's graph run already reached — paused or finished — read from its checkpoint
+        without running anything; None if it is mid-way or never started."""
+        snapshot = await self._own_snapshot(message)
+        if snapshot is None:
+            return None
+        paused = await self._paused(message, snapshot)
+        if paused is not None:
+            return paused
+        if not snapshot.next and not snapshot.tasks:
+            # Nothing left to run and no step's writes waiting to be applied: the graph had finished.
+            return _outcome_of_state(snapshot.values, (), message.message_id)
+        return None
+
     async def _invoke(self, message: MessageRecord, observer: TurnObserver) -> TurnOutcome:
         graph_input = self._fresh_input(message)
         known_values: dict[str, Any] | None = None
         if message.attempts > 1:
-            snapshot = await self._graph.aget_state(_thread(message.session_id))
-            if (snapshot.metadata or {}).get(CHECKPOINT_TAG) == message.message_id and self._input_applied(
-                message, snapshot.values
-            ):
-                if snapshot.interrupts:
+            snapshot = await self._own_snapshot(message)
+            if snapshot is not None:
+                paused = await self._paused(message, snapshot)
+                if paused is not None:
                     # The graph had already paused; only the outcome was not recorded.
-                    return _outcome_of_state(snapshot.values, snapshot.interrupts, message.message_id)
-                if set(snapshot.next) & set(self._policy.interrupt_before):
-                    checkpoint_id = str(snapshot.config["configurable"]["checkpoint_id"])
-                    return TurnOutcome(
-                        status=MessageStatus.INTERRUPTED, interrupt=_breakpoint(checkpoint_id, snapshot.next)
-                    )
+                    return paused
                 # Continue from the last completed step. An empty ``next`` does not mean finished: the
                 # step's writes may be saved without the checkpoint after them (the chaos test caught
                 # this), and LangGraph goes on from there; a graph that had finished runs nothing, and

@@ -20,6 +20,12 @@ logger = logging.getLogger(__name__)
 _MAX_BACKOFF = 30.0
 
 
+def _stopping() -> bool:
+    """Whether the current task has been asked to stop (its cancellation is pending or being handled)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class InProcessRunner:
     """Per-session drain loops in this process (see module docstring)."""
 
@@ -85,6 +91,13 @@ class InProcessRunner:
                         self._turns[message.message_id] = turn
                         try:
                             await turn
+                        except asyncio.CancelledError:
+                            # Ours (we are stopping), or the turn's own, which must not end the session's
+                            # loop: its message may still be pending, so look at the queue again.
+                            if _stopping():
+                                raise
+                            logger.warning("the turn of message %s ended cancelled", message.message_id)
+                            continue
                         finally:
                             self._turns.pop(message.message_id, None)
                     backoff = 0.5

@@ -11,7 +11,7 @@ import json
 import uuid
 from typing import Any
 
-from parley.core.errors import InvalidInput
+from parley.core.errors import ActionPerformed, InvalidInput, TurnCancelled
 from parley.core.records import MessageRecord
 from parley.core.statuses import CANCELLED_ERROR, MessageKind, MessageStatus
 from parley.storage import rows
@@ -155,13 +155,44 @@ async def cancel_if_queued(tx: Tx, *, message_id: str, now: str) -> MessageRecor
     )
 
 
-async def request_cancel(tx: Tx, *, message_id: str, now: str) -> MessageRecord | None:
-    """Flag a pending message's turn to be cancelled by whichever runner holds it."""
-    return await update(
+async def mark_cancel_requested(tx: Tx, *, message_id: str, now: str) -> MessageRecord | None:
+    """Record that a pending message's turn is to be cancelled, unless it has performed an action
+    (``ActionPerformed``); None if the message has ended."""
+    record = await update(
         tx,
-        "UPDATE parley_messages SET cancel_requested = 1, updated_at = ? "
-        f"WHERE message_id = ? AND status IN {rows.PENDING_SQL}",
-        (now, message_id),
+        "UPDATE parley_messages SET cancel_requested_at = coalesce(cancel_requested_at, ?), updated_at = ? "
+        f"WHERE message_id = ? AND status IN {rows.PENDING_SQL} AND acted_at IS NULL",
+        (now, now, message_id),
+    )
+    if record is None:
+        acted = await tx.one(
+            f"SELECT 1 AS acted FROM parley_messages WHERE message_id = ? AND status IN {rows.PENDING_SQL} "
+            "AND acted_at IS NOT NULL",
+            (message_id,),
+        )
+        if acted is not None:
+            raise ActionPerformed(
+                f"Message {message_id}'s turn has already performed an action; it can no longer be cancelled."
+            )
+    return record
+
+
+async def check_may_act(tx: Tx, *, message_id: str, name: str) -> None:
+    """``TurnCancelled`` once a cancel of the message's turn is recorded: it performs no action. The
+    message row stays locked (where the dialect needs it) until the action is recorded, so a cancel and
+    an action of one turn cannot both happen."""
+    row = await tx.one(
+        "SELECT cancel_requested_at FROM parley_messages WHERE message_id = ?" + tx.dialect.for_update,
+        (message_id,),
+    )
+    if row is not None and row["cancel_requested_at"] is not None:
+        raise TurnCancelled(f"message {message_id} is being cancelled; {name} not performed")
+
+
+async def mark_acted(tx: Tx, *, message_id: str, now: str) -> None:
+    """The turn has performed an action: from now on it can no longer be cancelled."""
+    await tx.execute(
+        "UPDATE parley_messages SET acted_at = coalesce(acted_at, ?) WHERE message_id = ?", (now, message_id)
     )
 
 

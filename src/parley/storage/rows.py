@@ -15,7 +15,7 @@ PENDING_SQL = "(" + ", ".join(f"'{s.value}'" for s in sorted(PENDING_STATUSES)) 
 
 MESSAGE_COLUMNS = (
     "message_id, session_id, user_id, seq, kind, content, resume, status, reply, interrupt, error, "
-    "attempts, created_at, updated_at, started_at, finished_at, actor, usage, cancel_requested"
+    "attempts, created_at, updated_at, started_at, finished_at, actor, usage, cancel_requested_at"
 )
 INTERRUPT_COLUMNS = "interrupt_id, session_id, message_id, user_id, kind, value, created_at"
 
@@ -71,7 +71,7 @@ def message(row: Row) -> MessageRecord:
         finished_at=parse_time(row["finished_at"]),
         actor=row["actor"],
         usage=loads(row["usage"]),
-        cancel_requested=bool(row["cancel_requested"]),
+        cancel_requested=row["cancel_requested_at"] is not None,
     )
 
 

@@ -217,13 +217,24 @@ class SqlStore:
         name: str,
         args: dict[str, Any],
         effect: Callable[[Any], Awaitable[dict[str, Any]]],
+        message_id: str | None = None,
+        acts: bool = True,
     ) -> dict[str, Any]:
         """See ``Store.perform_once``."""
-        return await self._write(
-            lambda tx: actions.perform_once(
-                tx, key=key, session_id=session_id, name=name, args=args, effect=effect, now=rows.now()
+
+        async def _tx(tx: Tx) -> dict[str, Any]:
+            now = rows.now()
+            if message_id is not None:
+                await messages.check_may_act(tx, message_id=message_id, name=name)
+            result = await actions.perform_once(
+                tx, key=key, session_id=session_id, name=name, args=args, effect=effect, now=now
             )
-        )
+            if message_id is not None and acts:
+                # A repeat that found the earlier result counts too: the turn's state now holds the outcome.
+                await messages.mark_acted(tx, message_id=message_id, now=now)
+            return result
+
+        return await self._write(_tx)
 
     async def get_message(self, *, message_id: str, user_id: str, operator: bool = False) -> MessageRecord:
         """See ``Store.get_message``."""
@@ -264,11 +275,15 @@ class SqlStore:
 
         return await self._write(_tx)
 
-    async def request_cancel(self, *, message_id: str) -> MessageRecord | None:
-        """See ``Store.request_cancel``."""
+    async def mark_cancel_requested(self, *, message_id: str) -> MessageRecord | None:
+        """See ``Store.mark_cancel_requested``."""
         return await self._write(
-            lambda tx: messages.request_cancel(tx, message_id=message_id, now=rows.now())
+            lambda tx: messages.mark_cancel_requested(tx, message_id=message_id, now=rows.now())
         )
+
+    async def waits_on_interrupt(self, *, session_id: str) -> bool:
+        """See ``Store.waits_on_interrupt``."""
+        return bool(await self._read(lambda tx: interrupts.pending(tx, session_id=session_id)))
 
     async def finish(
         self,
@@ -298,14 +313,19 @@ class SqlStore:
             )
             if record is None:
                 return None
-            await interrupts.record(
-                tx,
-                session_id=record.session_id,
-                message_id=message_id,
-                user_id=record.user_id,
-                interrupts=interrupt or [],
-                now=now,
-            )
+            if interrupt is None and status in (MessageStatus.FAILED, MessageStatus.CANCELLED):
+                # The turn was undone without asking anything again: the session waits on what it
+                # waited on before, including what this message claimed.
+                await interrupts.release_claim(tx, message_id=message_id, now=now)
+            else:
+                await interrupts.record(
+                    tx,
+                    session_id=record.session_id,
+                    message_id=message_id,
+                    user_id=record.user_id,
+                    interrupts=interrupt or [],
+                    now=now,
+                )
             if reply is not None:
                 await transcript.add(
                     tx,

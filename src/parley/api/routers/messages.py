@@ -39,7 +39,10 @@ async def get_message(
     responses={
         202: {"model": MessageOut, "description": "Cancellation requested; the turn is still stopping."},
         404: {"model": Problem},
-        409: {"model": Problem, "description": "The message had already ended."},
+        409: {
+            "model": Problem,
+            "description": "The message had already ended, or its turn has already performed an action.",
+        },
     },
     summary="Cancel a queued or running turn",
 )

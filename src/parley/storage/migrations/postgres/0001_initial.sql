@@ -32,7 +32,8 @@ CREATE TABLE parley_messages (
     request_hash      TEXT,
     actor             TEXT,
     usage             TEXT,
-    cancel_requested  INTEGER NOT NULL DEFAULT 0
+    acted_at          TEXT,
+    cancel_requested_at TEXT
 );
 CREATE INDEX parley_messages_session ON parley_messages (session_id, seq);
 CREATE INDEX parley_messages_pending ON parley_messages (status) WHERE status IN ('queued', 'running');
