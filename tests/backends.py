@@ -22,7 +22,9 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 ADMIN_URL = os.environ.get("PARLEY_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-BACKENDS = ("sqlite", "postgres")
+BACKENDS = ("sqlite", "postgres", "queue")
+"""SQLite with the in-process runner; PostgreSQL with the in-process runner; PostgreSQL with the job
+queue and a worker (``queue``)."""
 
 
 def postgres_available() -> tuple[bool, str]:
@@ -110,16 +112,26 @@ class Backend:
     database_url: str | None
     data_dir: Path
 
+    @property
+    def queue(self) -> bool:
+        """Whether turns run in a worker (``parley serve --runner queue`` + ``parley worker``)."""
+        return self.name == "queue"
+
     def settings_values(self) -> dict[str, Any]:
         """The settings keyword arguments that select this backend."""
         values: dict[str, Any] = {"data_dir": self.data_dir}
         if self.database_url is not None:
             values["database_url"] = self.database_url
+        if self.queue:
+            values["runner"] = "queue"
         return values
 
     def env(self) -> dict[str, str]:
         """The same as environment variables, for a server subprocess."""
-        return {"PARLEY_DATABASE_URL": self.database_url} if self.database_url is not None else {}
+        env = {"PARLEY_DATABASE_URL": self.database_url} if self.database_url is not None else {}
+        if self.queue:
+            env["PARLEY_RUNNER"] = "queue"
+        return env
 
     @contextmanager
     def _connect(self) -> Iterator[Any]:

@@ -3,8 +3,10 @@ tests that need an external service."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 
 from parley.api.app import create_app
 from parley.api.deps import Services
+from parley.runners.worker_main import run_worker
 from parley.settings import Settings
 from tests.backends import BACKENDS, Backend, PostgresDatabases, postgres_available
 
@@ -102,26 +105,36 @@ def backend(
     assert postgres_databases is not None
     url = postgres_databases.create()
     try:
-        yield Backend(name="postgres", database_url=url, data_dir=data_dir)
+        yield Backend(name=request.param, database_url=url, data_dir=data_dir)
     finally:
         postgres_databases.drop(url)
 
 
+def _unwanted(item: pytest.Item) -> bool:
+    """Whether this backend variant of a test says nothing the others do not (see below)."""
+    callspec = getattr(item, "callspec", None)
+    param = callspec.params.get("backend") if callspec is not None else None
+    if param is None:
+        return False
+    if item.get_closest_marker("sqlite_only"):
+        return param != "sqlite"
+    if item.get_closest_marker("postgres_only"):
+        return param == "sqlite" or (param == "queue" and "make_settings" not in item.fixturenames)
+    if item.get_closest_marker("inprocess_only"):
+        return param == "queue"
+    # The queue variant differs only where turns run: a test that builds no app (the store's) is the
+    # PostgreSQL one again.
+    return param == "queue" and "make_settings" not in item.fixturenames
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``sqlite_only`` (they test SQLite's own mechanics: its lock file, a writer outside
-    Parley) run on SQLite alone, and ``postgres_only`` ones (races between pooled connections, which
-    SQLite's single connection rules out by construction) on PostgreSQL alone: the other variant is not
-    collected at all."""
-    keep, dropped = [], []
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        param = callspec.params.get("backend") if callspec is not None else None
-        unwanted = (param == "postgres" and item.get_closest_marker("sqlite_only")) or (
-            param == "sqlite" and item.get_closest_marker("postgres_only")
-        )
-        (dropped if unwanted else keep).append(item)
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
+    Parley) run on SQLite alone; ``postgres_only`` ones (races between pooled connections, which SQLite's
+    single connection rules out by construction) on PostgreSQL alone; ``inprocess_only`` ones (they reach
+    into the in-process runner) not on the queue. The other variants are not collected at all."""
+    keep = [item for item in items if not _unwanted(item)]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if _unwanted(item)])
         items[:] = keep
 
 
@@ -147,6 +160,23 @@ class AppHarness:
         return await self.client.post("/v1/chat", json={"user_id": user_id, **body})
 
 
+@asynccontextmanager
+async def _worker(settings: Settings) -> AsyncIterator[None]:
+    """A ``parley worker`` in this event loop, for the queue backend; stopped when the block ends."""
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_worker(settings, stop=stop, ready=ready))
+    started = asyncio.create_task(ready.wait())
+    await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        started.cancel()
+        task.result()  # raises what stopped the worker from starting
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
 @pytest.fixture
 async def harness_factory(backend: Backend) -> AsyncIterator[Any]:
     from contextlib import AsyncExitStack
@@ -154,6 +184,9 @@ async def harness_factory(backend: Backend) -> AsyncIterator[Any]:
     async with AsyncExitStack() as stack:
 
         async def _start(settings: Settings) -> AppHarness:
+            if settings.runner == "queue":
+                # The API instance runs no turn: a worker does, here in the same event loop.
+                await stack.enter_async_context(_worker(settings))
             app = create_app(settings)
             await stack.enter_async_context(app.router.lifespan_context(app))
             client = await stack.enter_async_context(

@@ -1,4 +1,9 @@
-"""``parley``: the command line. ``parley serve`` runs the API with the embedded runner."""
+"""``parley``: the command line.
+
+``parley serve`` runs the HTTP API (with the in-process runner by default, or ``--runner queue``);
+``parley worker`` runs turns from the queue (scale-out); ``parley migrate`` applies the database's
+migrations and exits.
+"""
 
 from __future__ import annotations
 
@@ -16,18 +21,62 @@ from parley.core.errors import ConfigurationError
 from parley.settings import Settings
 
 
+def _storage_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="where the SQLite files live (PARLEY_DATA_DIR)")
+    parser.add_argument(
+        "--database-url", help="sqlite:///path or postgresql://user@host:port/db (PARLEY_DATABASE_URL)"
+    )
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parley", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the HTTP API (embedded: SQLite + in-process runner)")
+    serve = commands.add_parser("serve", help="run the HTTP API")
     serve.add_argument("--host", help="bind address (PARLEY_HOST)")
     serve.add_argument("--port", type=int, help="port; 0 picks a free one (PARLEY_PORT)")
-    serve.add_argument("--data-dir", type=Path, help="where the SQLite file lives (PARLEY_DATA_DIR)")
-    serve.add_argument("--database-url", help="sqlite:///path, overrides --data-dir")
+    serve.add_argument(
+        "--runner",
+        choices=["inprocess", "queue"],
+        help="run turns in this process, or leave them to `parley worker` processes (PARLEY_RUNNER)",
+    )
+    serve.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="do not apply migrations at start (run `parley migrate` first; PARLEY_MIGRATE_ON_START=false)",
+    )
     serve.add_argument("--graph", help="package.module:attr of the graph (PARLEY_GRAPH)")
     serve.add_argument("--model", help="provider:model, or scripted (PARLEY_MODEL)")
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    _storage_options(serve)
+    worker = commands.add_parser("worker", help="run turns from the queue (needs PostgreSQL)")
+    worker.add_argument("--concurrency", type=int, help="turns at once (PARLEY_WORKER_CONCURRENCY)")
+    worker.add_argument("--graph", help="package.module:attr of the graph (PARLEY_GRAPH)")
+    worker.add_argument("--model", help="provider:model, or scripted (PARLEY_MODEL)")
+    _storage_options(worker)
+    migrate = commands.add_parser("migrate", help="apply the database's migrations and exit")
+    _storage_options(migrate)
     return parser
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings | None:
+    """Settings from the environment and the flags given; None (after saying why) if they are invalid."""
+    flags = {
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "data_dir": args.data_dir,
+        "database_url": args.database_url,
+        "graph": getattr(args, "graph", None),
+        "model": getattr(args, "model", None),
+        "log_level": args.log_level,
+        "runner": getattr(args, "runner", None),
+        "worker_concurrency": getattr(args, "concurrency", None),
+        **extra,
+    }
+    try:
+        return Settings(**{key: value for key, value in flags.items() if value is not None})
+    except ValidationError as exc:
+        print(f"parley: invalid settings:\n{exc}", file=sys.stderr)
+        return None
 
 
 def _configure_logging(level: str) -> None:
@@ -61,23 +110,8 @@ async def _serve_prepared(settings: Settings, config: Any) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    overrides: dict[str, Any] = {
-        key: value
-        for key, value in {
-            "host": args.host,
-            "port": args.port,
-            "data_dir": args.data_dir,
-            "database_url": args.database_url,
-            "graph": args.graph,
-            "model": args.model,
-            "log_level": args.log_level,
-        }.items()
-        if value is not None
-    }
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        print(f"parley: invalid settings:\n{exc}", file=sys.stderr)
+    settings = _settings(args, migrate_on_start=False if args.no_migrate else None)
+    if settings is None:
         return 2
     _configure_logging(settings.log_level)
     from parley.api.app import create_app
@@ -95,12 +129,55 @@ def _serve(args: argparse.Namespace) -> int:
         return runner.run(_serve_prepared(settings, config))
 
 
+def _worker(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    if settings.backend != "postgres":
+        print(
+            "parley: cannot start: a worker needs PostgreSQL (PARLEY_DATABASE_URL=postgresql://…)",
+            file=sys.stderr,
+        )
+        return 2
+    _configure_logging(settings.log_level)
+    from parley.runners.worker_main import run_worker
+
+    try:
+        asyncio.run(run_worker(settings))
+    except ConfigurationError as exc:
+        print(f"parley: cannot start: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args, migrate_on_start=True)
+    if settings is None:
+        return 2
+    _configure_logging(settings.log_level)
+    from contextlib import AsyncExitStack
+
+    from parley.storage.factory import open_storage
+
+    async def _apply() -> int:
+        async with AsyncExitStack() as stack:
+            storage = await open_storage(settings, stack)
+            return await storage.db.schema_version()
+
+    try:
+        version = asyncio.run(_apply())
+    except ConfigurationError as exc:
+        print(f"parley: cannot migrate: {exc}", file=sys.stderr)
+        return 2
+    print(f"parley: {settings.storage_label} is at schema version {version}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``parley`` command."""
     args = _parser().parse_args(argv)
-    if args.command == "serve":
-        return _serve(args)
-    raise AssertionError(args.command)
+    commands = {"serve": _serve, "worker": _worker, "migrate": _migrate}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ import httpx
 from parley.models.scripted import ECHO_PREFIX
 from tests.conftest import AppHarness
 
+ALICE = {"X-User-Id": "alice"}
+
 
 async def poll_until_terminal(
     client: httpx.AsyncClient, message_id: str, *, user: str = "alice", deadline: float = 10.0
@@ -223,7 +225,10 @@ async def test_reply_tokens_and_node_updates_are_published_as_the_turn_runs(harn
     assert "".join(tokens) == "Echo: stream these words please"
     assert all(e.data["node"] == "agent" for e in events if e.kind == "token")
     assert {"nodes": ["agent"]} in [e.data for e in events if e.kind == "update"]
-    assert events[-1].data.reply == "".join(tokens)
+    # In process the event carries the record; from a worker, only the status (the row has the rest).
+    final = (await harness.client.get(f"/v1/messages/{accepted['message_id']}", headers=ALICE)).json()
+    assert final["status"] == "completed"
+    assert final["reply"] == "".join(tokens)
 
 
 async def test_usage_is_recorded_on_the_message(harness: AppHarness) -> None:

@@ -235,6 +235,7 @@ class _Crash(BaseException):
     """Stands for the process dying: not an Exception, so no retry or failure handling sees it."""
 
 
+@pytest.mark.inprocess_only  # reaches into the in-process runner or its checkpointer
 async def test_a_crash_after_a_steps_writes_but_before_its_checkpoint_continues_the_turn(
     make_settings: Any,
 ) -> None:
@@ -284,6 +285,7 @@ async def test_a_crash_after_a_steps_writes_but_before_its_checkpoint_continues_
     assert final["attempts"] == 2
 
 
+@pytest.mark.inprocess_only  # reaches into the in-process runner or its checkpointer
 async def test_an_unexpected_error_in_the_runner_is_retried_not_fatal(harness: AppHarness) -> None:
     runner: Any = harness.services.runner
     executor = runner._executor

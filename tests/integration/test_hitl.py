@@ -4,7 +4,6 @@ static breakpoints, failed resumes."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from parley.bots.assistant import REVIEW_DECLINED_REPLY
@@ -212,14 +211,12 @@ async def test_an_amount_over_the_limit_is_reviewed(harness_factory: Any, make_s
     assert "over the review limit" in queued["value"]["reasons"][0]
 
 
-async def test_operator_routes_need_the_role_and_the_setting(
-    harness_factory: Any, make_settings: Any, tmp_path: Path
-) -> None:
-    off: AppHarness = await harness_factory(make_settings(data_dir=tmp_path / "off"))
-    assert (await off.client.get("/v1/interrupts", headers=OPERATOR)).status_code == 403
-    on: AppHarness = await harness_factory(
-        make_settings(data_dir=tmp_path / "on", operator_header_enabled=True)
-    )
+async def test_the_operator_role_is_refused_while_its_setting_is_off(harness: AppHarness) -> None:
+    assert (await harness.client.get("/v1/interrupts", headers=OPERATOR)).status_code == 403
+
+
+async def test_operator_routes_need_the_role(harness_factory: Any, make_settings: Any) -> None:
+    on: AppHarness = await harness_factory(make_settings(operator_header_enabled=True))
     assert (await on.client.get("/v1/interrupts")).status_code == 403
     bad = await on.client.get("/v1/interrupts", headers={"X-Role": "admin"})
     assert bad.status_code == 422

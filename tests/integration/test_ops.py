@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.conftest import AppHarness
 
 
@@ -44,6 +46,7 @@ async def test_an_unexpected_error_is_a_500_problem_without_internals(harness: A
     assert "Traceback" not in response.text
 
 
+@pytest.mark.inprocess_only  # reaches into the in-process runner or its checkpointer
 async def test_startup_says_when_no_model_is_configured(
     harness_factory: Any, make_settings: Any, caplog: Any
 ) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from parley.core.errors import StorageUnavailable
 from parley.core.turns import CHECKPOINT_TAG, ROLLBACK_TAG
@@ -85,6 +86,7 @@ async def _cancel(h: AppHarness, message_id: str) -> httpx.Response:
 # -- a cancel during a rollback ---------------------------------------------------------------------
 
 
+@pytest.mark.inprocess_only  # reaches into the in-process runner or its checkpointer
 async def test_a_cancel_during_the_rollback_of_a_failed_turn_still_ends_it(harness: AppHarness) -> None:
     h = harness
     sid = (await h.chat(message="one")).json()["session_id"]
@@ -106,6 +108,7 @@ async def test_a_cancel_during_the_rollback_of_a_failed_turn_still_ends_it(harne
     assert after["reply"] == "Echo: three"
 
 
+@pytest.mark.inprocess_only  # reaches into the in-process runner or its checkpointer
 async def test_a_second_cancel_during_the_rollback_still_ends_the_turn(harness: AppHarness) -> None:
     h = harness
     sid = (await h.chat(message="one")).json()["session_id"]
@@ -144,6 +147,7 @@ async def _is(h: AppHarness, message_id: str, status: str) -> bool:
 # -- an outcome that could not be stored ------------------------------------------------------------
 
 
+@pytest.mark.inprocess_only  # reaches into the in-process runner or its checkpointer
 async def test_a_turn_that_finished_on_its_last_attempt_keeps_its_outcome_when_storing_it_failed(
     harness_factory: Any, make_settings: Any
 ) -> None:
@@ -325,6 +329,7 @@ class _Crash(BaseException):
     """Stands for the process dying: not an Exception, so no retry or failure handling sees it."""
 
 
+@pytest.mark.inprocess_only  # reaches into the in-process runner or its checkpointer
 async def test_a_crash_right_after_an_interrupt_after_step_recovers_at_the_breakpoint(
     make_settings: Any,
 ) -> None:
@@ -380,6 +385,7 @@ async def test_a_crash_right_after_an_interrupt_after_step_recovers_at_the_break
         assert done.json()["reply"] == "Echo: pause after"
 
 
+@pytest.mark.inprocess_only  # reaches into the in-process runner or its checkpointer
 async def test_a_turn_that_ends_cancelled_does_not_end_its_sessions_loop(harness: AppHarness) -> None:
     """Whatever lets a cancellation out of a turn, the session's loop goes on and the message is run
     again rather than left ``running`` with no turn."""

@@ -16,12 +16,8 @@ from parley.api.deps import Services
 from parley.api.errors import install_error_handlers
 from parley.api.middleware import BodySizeLimit
 from parley.api.routers import chat, interrupts, messages, ops, sessions
-from parley.core.context import GraphContext
+from parley.assembly import build_runner
 from parley.core.events import EventBus
-from parley.core.graph_loader import load_graph
-from parley.core.turns import TurnExecutor, TurnPolicy
-from parley.models.factory import build_chat_model
-from parley.runners.inprocess import InProcessRunner
 from parley.settings import Settings
 from parley.storage.factory import open_storage
 
@@ -37,31 +33,11 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """
     async with AsyncExitStack() as stack:
         storage = await open_storage(settings, stack)
-        store, checkpointer = storage.store, storage.checkpointer
-        model = build_chat_model(settings)
-        graph = load_graph(
-            settings.graph,
-            context=GraphContext(model=model, settings=settings, store=store),
-            checkpointer=checkpointer,
-        )
         bus = EventBus()
-        executor = TurnExecutor(
-            graph=graph,
-            checkpointer=checkpointer,
-            store=store,
-            bus=bus,
-            policy=TurnPolicy(
-                durability=settings.durability,
-                max_attempts=settings.max_attempts,
-                retry_base_seconds=settings.retry_base_seconds,
-                retry_max_seconds=settings.retry_max_seconds,
-                timeout_seconds=settings.turn_timeout_seconds,
-                interrupt_before=tuple(settings.interrupt_before),
-                interrupt_after=tuple(settings.interrupt_after),
-            ),
+        runner, _ = await build_runner(settings, storage, bus, stack)
+        services = Services(
+            settings=settings, store=storage.store, bus=bus, runner=runner, checkpointer=storage.checkpointer
         )
-        runner = InProcessRunner(store=store, executor=executor, max_concurrent=settings.max_concurrent_turns)
-        services = Services(settings=settings, store=store, bus=bus, runner=runner, checkpointer=checkpointer)
         try:
             yield services
         finally:
@@ -101,7 +77,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = prepared.services
         app.state.services = services
         await services.runner.start()
-        if settings.model is None:
+        if settings.model is None and settings.runner == "inprocess":
             logger.warning(
                 "PARLEY_MODEL is not set: using the offline 'local' model (SmolLM2-135M, in-process: small, "
                 "and its answers are weak). Set PARLEY_MODEL=provider:model (e.g. openai:gpt-4o-mini) for a "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,17 +23,43 @@ class MessageEvent:
     data: Any
 
 
+EventTap = Callable[[str, str, Any], None]
+"""Sees every event published here: ``(message_id, kind, data)``. Must not block."""
+
+
 class EventBus:
-    """Fan-out of message events to in-process subscribers."""
+    """Fan-out of message events to in-process subscribers.
+
+    Across processes (API instances and workers in the scale-out mode) a relay taps what is published
+    here and delivers what other processes published (``runners/relay.py``); the bus itself stays
+    in-process and knows nothing of how.
+    """
 
     def __init__(self) -> None:
         # message id -> queue -> the event kinds it wants (None: all)
         self._subscribers: defaultdict[str, dict[asyncio.Queue[MessageEvent], frozenset[str] | None]] = (
             defaultdict(dict)
         )
+        self._taps: list[EventTap] = []
+
+    def add_tap(self, tap: EventTap) -> None:
+        """Have ``tap`` see every event published from now on (not those ``deliver``ed)."""
+        self._taps.append(tap)
 
     def publish(self, message_id: str, kind: str, data: Any = None) -> None:
-        """Deliver an event to every current subscriber of ``message_id`` that wants its kind."""
+        """Deliver an event to every current subscriber of ``message_id`` that wants its kind, and to the
+        taps."""
+        for tap in self._taps:
+            tap(message_id, kind, data)
+        self.deliver(message_id, kind, data)
+
+    def broadcast(self, kind: str) -> None:
+        """An event for every subscriber of every message (say, ``resync`` after a relay reconnected)."""
+        for message_id in list(self._subscribers):
+            self.deliver(message_id, kind)
+
+    def deliver(self, message_id: str, kind: str, data: Any = None) -> None:
+        """Hand an event to this process's subscribers only (one that came from another process)."""
         queues = self._subscribers.get(message_id)
         if not queues:
             return

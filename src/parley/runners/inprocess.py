@@ -14,16 +14,11 @@ import logging
 from parley.core.errors import StorageUnavailable
 from parley.core.ports import Store
 from parley.core.turns import TurnExecutor
+from parley.runners.turn_tasks import TurnTasks
 
 logger = logging.getLogger(__name__)
 
 _MAX_BACKOFF = 30.0
-
-
-def _stopping() -> bool:
-    """Whether the current task has been asked to stop (its cancellation is pending or being handled)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 class InProcessRunner:
@@ -35,7 +30,7 @@ class InProcessRunner:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         # The turn each session is running now, by message id: what cancel() cancels.
-        self._turns: dict[str, asyncio.Task[object]] = {}
+        self._turns = TurnTasks(executor)
         # Sessions notified while their task was between "no more work" and exiting.
         self._dirty: set[str] = set()
         self._accepting = False
@@ -86,20 +81,8 @@ class InProcessRunner:
                             continue
                         return
                     async with self._slots:
-                        # Its own task, so that a cancel stops this turn and not the session's loop.
-                        turn = asyncio.create_task(self._executor.run(message))
-                        self._turns[message.message_id] = turn
-                        try:
-                            await turn
-                        except asyncio.CancelledError:
-                            # Ours (we are stopping), or the turn's own, which must not end the session's
-                            # loop: its message may still be pending, so look at the queue again.
-                            if _stopping():
-                                raise
-                            logger.warning("the turn of message %s ended cancelled", message.message_id)
+                        if not await self._turns.run(message):
                             continue
-                        finally:
-                            self._turns.pop(message.message_id, None)
                     backoff = 0.5
                     if not head.more and session_id not in self._dirty:
                         # Nothing else was pending when we looked and nothing was accepted since: done,
@@ -127,10 +110,7 @@ class InProcessRunner:
 
     async def cancel(self, message_id: str) -> None:
         """Cancel a running turn, or make sure a queued one will not start."""
-        self._executor.request_cancel(message_id)
-        turn = self._turns.get(message_id)
-        if turn is not None:
-            turn.cancel()
+        self._turns.cancel(message_id)
 
     async def stop(self, *, grace: float) -> None:
         """Stop taking turns; wait up to ``grace`` seconds for running ones, then cancel the rest.

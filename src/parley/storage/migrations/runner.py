@@ -85,12 +85,19 @@ def apply_sqlite_migrations(conn: sqlite3.Connection) -> int:
 
 
 async def apply_postgres_migrations(conn: Any) -> int:
-    """Bring a PostgreSQL database (a psycopg ``AsyncConnection`` in autocommit mode) up to date.
+    """Bring a PostgreSQL database (a psycopg ``AsyncConnection`` in autocommit mode) up to date: the job
+    queue's schema (procrastinate's own, applied once, when its tables are missing), then Parley's files.
 
     The advisory lock makes instances that start together apply each file once between them.
     """
+    from procrastinate.schema import SchemaManager  # the queue is only needed on PostgreSQL
+
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_KEY,))
+        cursor = await conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS present")
+        present = await cursor.fetchone()
+        if not (present["present"] if isinstance(present, dict) else present[0]):
+            await conn.execute(SchemaManager.get_schema().encode())
         await conn.execute(_TABLE)
         cursor = await conn.execute("SELECT max(version) FROM parley_schema_migrations")
         row = await cursor.fetchone()

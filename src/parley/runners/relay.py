@@ -1,0 +1,164 @@
+"""Events and cancels between processes, through PostgreSQL's LISTEN/NOTIFY.
+
+In the scale-out mode a turn runs in a worker while the request that waits for it is held by an API
+instance, possibly another one than the instance that accepted the message. The relay forwards what is
+published on this process's ``EventBus`` as notifications on ``parley_events`` and delivers the
+notifications of other processes to local subscribers; cancels travel on ``parley_control``.
+
+A notification is a hint, not the record: ``done`` carries only the status (the waiter reads the row),
+and one missed while the listening connection was down is made good by a ``resync`` to every local
+subscriber after it reconnects. Storage, not the relay, is what holds the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+
+from parley.core.events import EventBus
+from parley.core.records import MessageRecord
+
+logger = logging.getLogger(__name__)
+
+EVENTS_CHANNEL = "parley_events"
+CONTROL_CHANNEL = "parley_control"
+# PostgreSQL refuses payloads of 8000 bytes or more; events are far smaller, but a token could be long.
+_MAX_PAYLOAD_BYTES = 7900
+_RECONNECT_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+CancelHandler = Callable[[str], Awaitable[None]]
+
+
+def _portable(kind: str, data: Any) -> Any:
+    """What of an event crosses processes: a record becomes its status (the receiver reads the row)."""
+    if isinstance(data, MessageRecord):
+        return {"status": data.status.value}
+    return data
+
+
+class PostgresRelay:
+    """One listening connection and one sending connection per process (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        bus: EventBus,
+        forward_events: bool = True,
+        receive_events: bool = True,
+        on_cancel: CancelHandler | None = None,
+    ) -> None:
+        self._url = url
+        self._bus = bus
+        self._forward = forward_events
+        self._receive = receive_events
+        self._on_cancel = on_cancel
+        self._origin = uuid.uuid4().hex[:12]
+        self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listening = asyncio.Event()
+
+    async def start(self) -> None:
+        """Start listening (returns once the first LISTEN is in place) and forwarding."""
+        if self._forward:
+            self._bus.add_tap(self._tap)
+        channels = ([EVENTS_CHANNEL] if self._receive else []) + (
+            [CONTROL_CHANNEL] if self._on_cancel else []
+        )
+        self._tasks.append(asyncio.create_task(self._send_forever(), name="parley-relay-send"))
+        if channels:
+            self._tasks.append(
+                asyncio.create_task(self._listen_forever(channels), name="parley-relay-listen")
+            )
+            try:
+                await asyncio.wait_for(self._listening.wait(), 10.0)
+            except TimeoutError:
+                logger.warning("the event relay is not listening yet; it keeps trying")
+
+    async def stop(self) -> None:
+        """Stop both loops; events not yet sent are dropped (their rows hold the truth)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def send_cancel(self, message_id: str) -> None:
+        """Ask whichever process runs ``message_id``'s turn to cancel it."""
+        self._outbox.put_nowait((CONTROL_CHANNEL, json.dumps({"o": self._origin, "m": message_id})))
+
+    def _tap(self, message_id: str, kind: str, data: Any) -> None:
+        payload = json.dumps({"o": self._origin, "m": message_id, "k": kind, "d": _portable(kind, data)})
+        if len(payload.encode()) > _MAX_PAYLOAD_BYTES:
+            # Too large to notify: say that something happened; the receiver reads the row if it cares.
+            payload = json.dumps({"o": self._origin, "m": message_id, "k": kind, "d": None})
+        self._outbox.put_nowait((EVENTS_CHANNEL, payload))
+
+    async def _send_forever(self) -> None:
+        attempt = 0
+        pending: tuple[str, str] | None = None
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
+                    attempt = 0
+                    while True:
+                        if pending is None:
+                            pending = await self._outbox.get()
+                        await conn.execute("SELECT pg_notify(%s, %s)", pending)
+                        pending = None
+            except psycopg.Error as exc:
+                delay = _RECONNECT_SECONDS[min(attempt, len(_RECONNECT_SECONDS) - 1)]
+                attempt += 1
+                logger.warning("event relay: cannot send (%s); retrying in %.1fs", _first_line(exc), delay)
+                await asyncio.sleep(delay)
+
+    async def _listen_forever(self, channels: list[str]) -> None:
+        attempt = 0
+        connected_before = False
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
+                    for channel in channels:
+                        await conn.execute(f"LISTEN {channel}".encode())
+                    self._listening.set()
+                    attempt = 0
+                    if connected_before:
+                        # Whatever was notified while we were away is lost: waiters look at their rows.
+                        self._bus.broadcast("resync")
+                    connected_before = True
+                    while True:
+                        async for notify in conn.notifies(timeout=5.0):
+                            await self._received(notify.channel, notify.payload)
+                        await conn.execute("SELECT 1")  # a dead connection shows up here
+            except psycopg.Error as exc:
+                delay = _RECONNECT_SECONDS[min(attempt, len(_RECONNECT_SECONDS) - 1)]
+                attempt += 1
+                logger.warning(
+                    "event relay: listening failed (%s); reconnecting in %.1fs", _first_line(exc), delay
+                )
+                await asyncio.sleep(delay)
+
+    async def _received(self, channel: str, payload: str) -> None:
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            return
+        if not isinstance(event, dict) or event.get("o") == self._origin:
+            return  # ours: already delivered here
+        message_id = str(event.get("m", ""))
+        if channel == CONTROL_CHANNEL and self._on_cancel is not None:
+            await self._on_cancel(message_id)
+        elif channel == EVENTS_CHANNEL:
+            self._bus.deliver(message_id, str(event.get("k", "")), event.get("d"))
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

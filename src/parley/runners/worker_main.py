@@ -1,0 +1,67 @@
+"""``parley worker``: a process that runs turns from the queue until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from contextlib import AsyncExitStack
+
+from parley.assembly import build_executor
+from parley.core.events import EventBus
+from parley.runners.queue import QueueWorker, queue_app
+from parley.runners.relay import PostgresRelay
+from parley.runners.turn_tasks import TurnTasks
+from parley.settings import Settings
+from parley.storage.factory import open_storage
+
+logger = logging.getLogger(__name__)
+
+
+async def run_worker(
+    settings: Settings, *, stop: asyncio.Event | None = None, ready: asyncio.Event | None = None
+) -> None:
+    """Open storage, the model and the graph; run jobs until ``stop`` is set (by default: until SIGTERM
+    or SIGINT); close everything. ``ready`` is set once jobs are being taken.
+
+    ``ConfigurationError`` (before any job runs) if storage, the model or the graph cannot be used.
+    """
+    assert settings.database_url is not None
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    async with AsyncExitStack() as stack:
+        storage = await open_storage(settings, stack)
+        bus = EventBus()
+        executor = build_executor(settings, storage, bus)
+        app = queue_app(settings.database_url, pool_size=settings.database_pool_size)
+        worker = QueueWorker(
+            app=app,
+            store=storage.store,
+            turns=TurnTasks(executor),
+            concurrency=settings.worker_concurrency,
+            stalled_seconds=settings.worker_stalled_seconds,
+            grace_seconds=settings.shutdown_grace_seconds,
+            name=f"{socket.gethostname()}-{os.getpid()}",
+        )
+        relay = PostgresRelay(
+            url=settings.database_url, bus=bus, receive_events=False, on_cancel=worker.cancel
+        )
+        await relay.start()
+        stack.push_async_callback(relay.stop)
+        await stack.enter_async_context(app.open_async())
+        logger.info(
+            "parley worker ready: storage=%s concurrency=%d graph=%s model=%s",
+            settings.storage_label,
+            settings.worker_concurrency,
+            settings.graph,
+            settings.model_name,
+        )
+        if ready is not None:
+            ready.set()
+        await worker.run(stop)
+    logger.info("parley worker stopped")
