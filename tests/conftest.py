@@ -110,6 +110,10 @@ def backend(
         postgres_databases.drop(url)
 
 
+_RUNS_TURNS = {"make_settings", "start_server", "make_deployment"}
+"""Fixtures that start Parley with a runner: where the queue variant tests something of its own."""
+
+
 def _unwanted(item: pytest.Item) -> bool:
     """Whether this backend variant of a test says nothing the others do not (see below)."""
     callspec = getattr(item, "callspec", None)
@@ -119,12 +123,12 @@ def _unwanted(item: pytest.Item) -> bool:
     if item.get_closest_marker("sqlite_only"):
         return param != "sqlite"
     if item.get_closest_marker("postgres_only"):
-        return param == "sqlite" or (param == "queue" and "make_settings" not in item.fixturenames)
+        return param == "sqlite" or (param == "queue" and not _RUNS_TURNS & set(item.fixturenames))
     if item.get_closest_marker("inprocess_only"):
         return param == "queue"
     # The queue variant differs only where turns run: a test that builds no app (the store's) is the
     # PostgreSQL one again.
-    return param == "queue" and "make_settings" not in item.fixturenames
+    return param == "queue" and not _RUNS_TURNS & set(item.fixturenames)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

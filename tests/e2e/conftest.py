@@ -6,33 +6,44 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.racing import DEPLOYMENTS, Deployment
-from tests.e2e.server import ServerProcess
+from tests.backends import Backend
+from tests.e2e.deployments import Deployment
+from tests.e2e.server import ServerProcess, worker_process
 
 
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Any]:
-    servers: list[ServerProcess] = []
+def start_server(tmp_path: Path, backend: Backend) -> Iterator[Any]:
+    """``start_server(data_dir=None, **env)``: a ``parley serve`` on the test's backend (and, for the queue,
+    one ``parley worker`` beside it, started with the first server)."""
+    processes: list[ServerProcess] = []
 
     def _start(data_dir: Path | None = None, **env: str) -> ServerProcess:
-        server = ServerProcess(data_dir or tmp_path / "data", env=env)
-        servers.append(server)
+        data = data_dir or backend.data_dir
+        settings = {**backend.env(), **env}
+        if backend.queue and not any(p.command[0] == "worker" for p in processes):
+            processes.append(worker_process(data, env=settings).start())
+        server = ServerProcess(data, env=settings)
+        processes.append(server)
         return server.start()
 
     yield _start
-    for server in servers:
-        server.kill()
+    for process in processes:
+        process.kill()
 
 
-@pytest.fixture(params=sorted(DEPLOYMENTS))
-def make_deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
-    """Start a deployment of each kind in ``DEPLOYMENTS`` (the test runs once per kind), with extra settings."""
+@pytest.fixture
+def make_deployment(backend: Backend, tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
+    """``make_deployment(**env)``: the test's backend deployed — for the queue, two API processes and two
+    workers from ``deploy/Procfile`` — started, with extra settings."""
     started: list[Deployment] = []
 
     def _make(**env: str) -> Deployment:
-        deployment = DEPLOYMENTS[request.param](tmp_path / f"{request.param}-{len(started)}", env)
+        scale = 2 if backend.queue else 1
+        deployment = Deployment(
+            backend, tmp_path / f"deployment-{len(started)}", env=env, apis=scale, workers=scale
+        )
         started.append(deployment)
-        return deployment
+        return deployment.start()
 
     yield _make
     for deployment in started:

@@ -1,68 +1,25 @@
 """Real races against real servers: requests from separate threads, each on its own connection, released
 at once, against a deployment made by a factory.
 
-A deployment is whatever serves the API on some storage: today the embedded mode (one ``parley serve`` on a
-SQLite data dir, where racing requests interleave at the server's ``await``s and each store call is atomic);
-later PostgreSQL with several API processes on one database, where the database must arbitrate. Racing
-tests take a deployment factory, so that one test covers every backend listed in ``DEPLOYMENTS``.
+A deployment (``tests/e2e/deployments.py``) is whatever serves the API on some storage: the embedded mode
+(one ``parley serve`` on a SQLite data dir, where racing requests interleave at the server's ``await``s and
+each store call is atomic), one server on PostgreSQL, and the scale-out mode — two API processes and two
+workers on one PostgreSQL database, where the database must arbitrate. Racing tests take a deployment
+factory, so that one test covers every backend.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
-from tests.e2e.server import ServerProcess
-
-
-class Deployment(Protocol):
-    """Parley serving one database, from one or more API processes."""
-
-    @property
-    def base_urls(self) -> Sequence[str]:
-        """One per API process; racers spread over them."""
-
-    def count_rows(self, table: str, **equal: str) -> int:
-        """Rows of one of Parley's tables whose columns equal the given values."""
-
-    def close(self) -> None:
-        """Stop every process."""
-
-
-class SqliteDeployment:
-    """The embedded mode: one ``parley serve`` process on a SQLite data dir."""
-
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
-        self._data_dir = data_dir
-        self._server = ServerProcess(data_dir, env=env).start()
-
-    @property
-    def base_urls(self) -> Sequence[str]:
-        return [self._server.base_url]
-
-    def count_rows(self, table: str, **equal: str) -> int:
-        where = " AND ".join(f"{column} = ?" for column in equal) or "1"
-        with closing(sqlite3.connect(self._data_dir / "parley.sqlite")) as conn:
-            count: int = conn.execute(
-                f"SELECT count(*) FROM {table} WHERE {where}", tuple(equal.values())
-            ).fetchone()[0]
-        return count
-
-    def close(self) -> None:
-        self._server.kill()
-
-
-DeploymentFactory = Callable[[Path, dict[str, str]], Deployment]
-DEPLOYMENTS: dict[str, DeploymentFactory] = {"sqlite": SqliteDeployment}
+from tests.e2e.deployments import Deployment
 
 
 @dataclass(frozen=True)

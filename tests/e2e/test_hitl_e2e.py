@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from tests.backends import Backend
 from tests.e2e.server import ServerProcess
 from tests.e2e.test_server import ALICE, poll
 from tests.waiting import wait_until
@@ -20,16 +21,15 @@ def _count(db: Path, table: str) -> int:
     return count
 
 
-def test_a_pause_survives_a_restart_and_resumes(start_server: Any, tmp_path: Path) -> None:
-    data = tmp_path / "shared"
-    first: ServerProcess = start_server(data)
+def test_a_pause_survives_a_restart_and_resumes(start_server: Any, backend: Backend, tmp_path: Path) -> None:
+    first: ServerProcess = start_server()
     with first.client() as client:
         paused = client.post("/v1/chat", json={"user_id": "alice", "message": ORDER}).json()
         assert paused["status"] == "interrupted"
         interrupt_id = paused["interrupt"][0]["id"]
     assert first.stop()
 
-    second: ServerProcess = start_server(data)
+    second: ServerProcess = start_server()
     with second.client() as client:
         session = client.get(f"/v1/sessions/{paused['session_id']}", headers=ALICE).json()
         assert session["status"] == "interrupted"
@@ -39,7 +39,7 @@ def test_a_pause_survives_a_restart_and_resumes(start_server: Any, tmp_path: Pat
             json={"user_id": "alice", "interrupt_id": interrupt_id, "value": {"decision": "approve"}},
         ).json()
         assert done["status"] == "completed"
-    assert _count(data / "parley.sqlite", "parley_orders") == 1
+    assert backend.count("parley_orders") == 1
 
 
 def test_a_crash_between_an_action_and_its_checkpoint_does_not_repeat_it(tmp_path: Path) -> None:

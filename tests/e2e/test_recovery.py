@@ -7,6 +7,9 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.backends import Backend
 from tests.e2e.server import ServerProcess
 from tests.e2e.test_server import ALICE, poll, start_running
 from tests.graphs.chaos import open_log
@@ -68,15 +71,16 @@ def test_sigkill_mid_turn_resumes_after_the_last_completed_step(tmp_path: Path) 
         server.kill()
 
 
-def test_sigterm_gives_a_running_turn_its_grace_period(start_server: Any, tmp_path: Path) -> None:
-    data = tmp_path / "shared"
-    first: ServerProcess = start_server(data, PARLEY_SHUTDOWN_GRACE_SECONDS="20")
+@pytest.mark.inprocess_only  # the API process runs the turn; a worker's grace is in test_cluster.py
+def test_sigterm_gives_a_running_turn_its_grace_period(
+    start_server: Any, backend: Backend, tmp_path: Path
+) -> None:
+    first: ServerProcess = start_server(PARLEY_SHUTDOWN_GRACE_SECONDS="20")
     with first.client() as client:
         accepted = start_running(client, "[[sleep:1.5]] hi")
     assert first.stop()
     # The turn finished inside the grace period, before the process exited.
-    with sqlite3.connect(data / "parley.sqlite") as conn:
-        status, attempts = conn.execute(
-            "SELECT status, attempts FROM parley_messages WHERE message_id = ?", (accepted["message_id"],)
-        ).fetchone()
-    assert (status, attempts) == ("completed", 1)
+    [row] = backend.query(
+        "SELECT status, attempts FROM parley_messages WHERE message_id = ?", (accepted["message_id"],)
+    )
+    assert (row["status"], row["attempts"]) == ("completed", 1)

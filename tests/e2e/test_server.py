@@ -73,14 +73,13 @@ def test_chat_inline_then_acknowledged_then_polled(start_server: Any) -> None:
 
 
 def test_sessions_survive_a_restart(start_server: Any, tmp_path: Path) -> None:
-    data = tmp_path / "shared"
-    first: ServerProcess = start_server(data, PARLEY_GRAPH="tests.graphs.counting:graph")
+    first: ServerProcess = start_server(PARLEY_GRAPH="tests.graphs.counting:graph")
     with first.client() as client:
         sid = client.post("/v1/chat", json={"user_id": "alice", "message": "one"}).json()["session_id"]
         client.post("/v1/chat", json={"user_id": "alice", "session_id": sid, "message": "two"})
     assert first.stop()
 
-    second: ServerProcess = start_server(data, PARLEY_GRAPH="tests.graphs.counting:graph")
+    second: ServerProcess = start_server(PARLEY_GRAPH="tests.graphs.counting:graph")
     with second.client() as client:
         reply = client.post(
             "/v1/chat", json={"user_id": "alice", "session_id": sid, "message": "three"}
@@ -94,13 +93,12 @@ def test_sessions_survive_a_restart(start_server: Any, tmp_path: Path) -> None:
 def test_a_message_acknowledged_before_a_stop_is_finished_after_restart(
     start_server: Any, tmp_path: Path
 ) -> None:
-    data = tmp_path / "shared"
-    first: ServerProcess = start_server(data, PARLEY_SHUTDOWN_GRACE_SECONDS="0")
+    first: ServerProcess = start_server(PARLEY_SHUTDOWN_GRACE_SECONDS="0")
     with first.client() as client:
         # Stop the server under a running turn.
         accepted = start_running(client, "[[sleep:5]] long")
     assert first.stop()
-    second: ServerProcess = start_server(data)
+    second: ServerProcess = start_server()
     with second.client() as client:
         final = poll(client, accepted["message_id"])
         assert final["status"] == "completed"
