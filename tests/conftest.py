@@ -126,6 +126,8 @@ def _unwanted(item: pytest.Item) -> bool:
         return param == "sqlite" or (param == "queue" and not _RUNS_TURNS & set(item.fixturenames))
     if item.get_closest_marker("inprocess_only"):
         return param == "queue"
+    if item.get_closest_marker("queue_only"):
+        return param != "queue"
     # The queue variant differs only where turns run: a test that builds no app (the store's) is the
     # PostgreSQL one again.
     return param == "queue" and not _RUNS_TURNS & set(item.fixturenames)

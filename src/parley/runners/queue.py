@@ -30,6 +30,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
+import procrastinate.exceptions
+import procrastinate.jobs
 from procrastinate.exceptions import AlreadyEnqueued
 
 from parley.core.errors import StorageUnavailable
@@ -164,36 +166,48 @@ class QueueWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run jobs until ``stop`` is set; then give running turns the grace period. The caller opens and
-        closes the app."""
-        worker = asyncio.create_task(
-            self._app.run_worker_async(
-                name=self._name,
-                concurrency=self._concurrency,
-                listen_notify=True,
-                # A fallback only: new jobs and freed locks arrive by notification.
-                fetch_job_polling_interval=max(1.0, self._stalled / 4),
-                shutdown_graceful_timeout=self._grace,
-                delete_jobs="successful",
-                additional_context={"parley": self},
-                install_signal_handlers=False,
-                update_heartbeat_interval=max(0.5, self._stalled / 5),
-                stalled_worker_timeout=self._stalled,
-            ),
-            name="parley-worker",
-        )
+        closes the app. If the queue's worker stops on its own (the database went away), it is started
+        again with a backoff: a worker process outlives a database restart."""
         sweeper = asyncio.create_task(self._sweep_forever(), name="parley-sweep")
         stopping = asyncio.create_task(stop.wait())
+        backoff = 0.5
         try:
-            await asyncio.wait({worker, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            while not stop.is_set():
+                worker = asyncio.create_task(self._work(), name="parley-worker")
+                await asyncio.wait({worker, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not worker.done():
+                    worker.cancel()  # stop is set: procrastinate gives running jobs the grace period
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker
+                    return
+                error = worker.exception()
+                logger.warning(
+                    "the queue worker stopped (%s); starting it again in %.1fs",
+                    "no error" if error is None else _first_line(error),
+                    backoff,
+                )
+                await asyncio.wait({stopping}, timeout=backoff)
+                backoff = min(backoff * 2, 10.0)
         finally:
             sweeper.cancel()
             stopping.cancel()
-            if not worker.done():
-                worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker  # re-raises what made the worker end on its own
+
+    async def _work(self) -> None:
+        await self._app.run_worker_async(
+            name=self._name,
+            concurrency=self._concurrency,
+            listen_notify=True,
+            # A fallback only: new jobs and freed locks arrive by notification.
+            fetch_job_polling_interval=max(1.0, self._stalled / 4),
+            shutdown_graceful_timeout=self._grace,
+            delete_jobs="successful",
+            additional_context={"parley": self},
+            install_signal_handlers=False,
+            update_heartbeat_interval=max(0.5, self._stalled / 5),
+            stalled_worker_timeout=self._stalled,
+        )
 
     async def _sweep_forever(self) -> None:
         interval = max(0.5, self._stalled / 3)
@@ -214,8 +228,17 @@ class QueueWorker:
             await manager.get_stalled_jobs(task_name=TASK_NAME, seconds_since_heartbeat=self._stalled)
         )
         for job in stalled:
-            logger.warning("job %s (%s) lost its worker; retrying it", job.id, job.lock)
-            await manager.retry_job(job)
+            # Not retried in place: a newer job of the session may already wait under the same queueing
+            # lock. The lost job is ended (which frees the session's lock) and the session gets a job, new
+            # or the one waiting; that job resumes the turn from its checkpoint.
+            logger.warning("job %s (%s) lost its worker; handing its session to another", job.id, job.lock)
+            try:
+                await manager.finish_job(job, status=procrastinate.jobs.Status.FAILED, delete_job=False)
+            except procrastinate.exceptions.ConnectorException:
+                continue  # another worker's sweep ended it first
+            session_id = job.task_kwargs.get("session_id")
+            if isinstance(session_id, str):
+                await defer(self._app, session_id)
         cutoff = timestamp(datetime.now(UTC) - timedelta(seconds=_SWEEP_GRACE_SECONDS))
         rows: list[dict[str, Any]] = await self._app.connector.execute_query_all_async(
             _ORPHANS_SQL, cutoff=cutoff, prefix=_LOCK_PREFIX
@@ -224,3 +247,7 @@ class QueueWorker:
             logger.info("session %s has pending messages and no job; deferring one", row["session_id"])
             await defer(self._app, str(row["session_id"]))
         return len(stalled) + len(rows)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
