@@ -85,6 +85,9 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if level != "debug":
+        # The queue logs every job's start and end at INFO: the message rows already say as much.
+        logging.getLogger("procrastinate").setLevel(logging.WARNING)
 
 
 async def _serve_prepared(settings: Settings, config: Any) -> int:
