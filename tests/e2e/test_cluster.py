@@ -83,24 +83,34 @@ def test_two_instances_and_two_workers_keep_each_session_in_order_through_a_work
     for thread in senders:
         thread.start()
 
-    # Once both workers have been taking turns, kill one while it runs a turn: a run in the ledger that has
-    # started and not ended.
-    def a_run_in_flight() -> dict[str, Any] | None:
-        runs = _ledger_runs(ledger)
-        finished = [r for r in runs if r["ended"] is not None]
-        if len(finished) < SESSIONS * PER_SESSION // 4 or len({r["pid"] for r in finished}) < 2:
-            return None
-        return next((r for r in runs if r["ended"] is None), None)
+    # Once both workers have been taking turns, kill the one running a long turn: the kill lands mid-turn
+    # for certain (and wherever else that worker was, too).
+    def both_busy() -> bool:
+        finished = [r for r in _ledger_runs(ledger) if r["ended"] is not None]
+        return len(finished) >= SESSIONS * PER_SESSION // 4 and len({r["pid"] for r in finished}) >= 2
 
-    wait_until(lambda: a_run_in_flight() is not None, timeout=30, what="a turn running in a worker")
-    victim_run = a_run_in_flight()
+    wait_until(both_busy, timeout=30, what="both workers taking turns")
+    with httpx.Client(base_url=a, timeout=30) as client:
+        held = client.post(
+            "/v1/chat", json={"user_id": "alice", "message": "hold [[sleep:5]]", "wait": 0}
+        ).json()
+
+    def held_run() -> dict[str, Any] | None:
+        return next(
+            (r for r in _ledger_runs(ledger) if r["message_id"] == held["message_id"] and r["ended"] is None),
+            None,
+        )
+
+    wait_until(lambda: held_run() is not None, timeout=30, what="the long turn to run")
+    victim_run = held_run()
     assert victim_run is not None
     victim = next(w for w in cluster.workers if w.process is not None and w.process.pid == victim_run["pid"])
     victim.sigkill()
     killed_at = time.monotonic()
+    accepted[SESSIONS].append(held)
     for thread in senders:
         thread.join(timeout=60)
-    assert sum(len(v) for v in accepted.values()) == SESSIONS * PER_SESSION
+    assert sum(len(v) for v in accepted.values()) == SESSIONS * PER_SESSION + 1
 
     # Every message completes; each is polled through the instance it was not sent to.
     with httpx.Client(base_url=b, timeout=30) as on_b, httpx.Client(base_url=a, timeout=30) as on_a:
@@ -121,6 +131,8 @@ def test_two_instances_and_two_workers_keep_each_session_in_order_through_a_work
 
     # In order: the k-th reply of a session saw exactly k+1 user messages, the last being the k-th sent.
     for session, messages in accepted.items():
+        if session == SESSIONS:
+            continue  # the held message's session: one message
         items = transcripts[messages[0]["session_id"]]
         assert [i["role"] for i in items] == ["user", "assistant"] * PER_SESSION
         for k in range(PER_SESSION):

@@ -104,3 +104,9 @@ class TurnCancelled(Exception):
 
 class ConfigurationError(Exception):
     """Settings that cannot work; raised at start-up so the service refuses to start."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text (its class name if it has none), for logs and start-up
+    messages — drivers append hints and context an operator does not need there. Never for API responses."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -34,7 +34,7 @@ import procrastinate.exceptions
 import procrastinate.jobs
 from procrastinate.exceptions import AlreadyEnqueued
 
-from parley.core.errors import StorageUnavailable
+from parley.core.errors import StorageUnavailable, first_line
 from parley.core.ports import Store
 from parley.runners.relay import PostgresRelay
 from parley.runners.turn_tasks import TurnTasks
@@ -183,7 +183,7 @@ class QueueWorker:
                 error = worker.exception()
                 logger.warning(
                     "the queue worker stopped (%s); starting it again in %.1fs",
-                    "no error" if error is None else _first_line(error),
+                    "no error" if error is None else first_line(error),
                     backoff,
                 )
                 await asyncio.wait({stopping}, timeout=backoff)
@@ -247,7 +247,3 @@ class QueueWorker:
             logger.info("session %s has pending messages and no job; deferring one", row["session_id"])
             await defer(self._app, str(row["session_id"]))
         return len(stalled) + len(rows)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 
+from parley.core.errors import first_line
 from parley.core.events import EventBus
 from parley.core.records import MessageRecord
 
@@ -117,7 +118,7 @@ class PostgresRelay:
             except psycopg.Error as exc:
                 delay = _RECONNECT_SECONDS[min(attempt, len(_RECONNECT_SECONDS) - 1)]
                 attempt += 1
-                logger.warning("event relay: cannot send (%s); retrying in %.1fs", _first_line(exc), delay)
+                logger.warning("event relay: cannot send (%s); retrying in %.1fs", first_line(exc), delay)
                 await asyncio.sleep(delay)
 
     async def _listen_forever(self, channels: list[str]) -> None:
@@ -142,7 +143,7 @@ class PostgresRelay:
                 delay = _RECONNECT_SECONDS[min(attempt, len(_RECONNECT_SECONDS) - 1)]
                 attempt += 1
                 logger.warning(
-                    "event relay: listening failed (%s); reconnecting in %.1fs", _first_line(exc), delay
+                    "event relay: listening failed (%s); reconnecting in %.1fs", first_line(exc), delay
                 )
                 await asyncio.sleep(delay)
 
@@ -158,7 +159,3 @@ class PostgresRelay:
             await self._on_cancel(message_id)
         elif channel == EVENTS_CHANNEL:
             self._bus.deliver(message_id, str(event.get("k", "")), event.get("d"))
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

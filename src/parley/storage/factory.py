@@ -12,7 +12,7 @@ import psycopg
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from psycopg_pool import PoolTimeout
 
-from parley.core.errors import ConfigurationError
+from parley.core.errors import ConfigurationError, first_line
 from parley.settings import Settings
 from parley.storage.checkpointer import postgres_checkpointer, sqlite_checkpointer
 from parley.storage.db import Database
@@ -53,7 +53,7 @@ async def open_storage(settings: Settings, stack: AsyncExitStack) -> Storage:
         await store.db.open(migrate=settings.migrate_on_start)
     except (OSError, sqlite3.Error, psycopg.Error, PoolTimeout) as exc:
         await store.close()
-        raise ConfigurationError(f"cannot open the database at {where}: {_reason(exc)}") from exc
+        raise ConfigurationError(f"cannot open the database at {where}: {first_line(exc)}") from exc
     stack.push_async_callback(store.close)
     try:
         if settings.backend == "postgres":
@@ -68,10 +68,5 @@ async def open_storage(settings: Settings, stack: AsyncExitStack) -> Storage:
         else:
             checkpointer = await stack.enter_async_context(sqlite_checkpointer(settings.checkpoint_path))
     except (OSError, sqlite3.Error, psycopg.Error, PoolTimeout) as exc:
-        raise ConfigurationError(f"cannot open the checkpoints at {where}: {_reason(exc)}") from exc
+        raise ConfigurationError(f"cannot open the checkpoints at {where}: {first_line(exc)}") from exc
     return Storage(store=store, checkpointer=checkpointer)
-
-
-def _reason(exc: BaseException) -> str:
-    # The first line only: drivers append hints and context the operator does not need here.
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
