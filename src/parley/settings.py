@@ -41,7 +41,9 @@ class BusyPolicy(StrEnum):
 class Settings(BaseSettings):
     """Every knob Parley has. Each field is ``PARLEY_<NAME>`` in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore", frozen=True)
+    # allow_inf_nan=False: "inf" or "nan" in the environment would reach timers and date arithmetic
+    # (``int(inf)`` stops the start-up with a traceback; an infinite timeout never fires).
+    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore", frozen=True, allow_inf_nan=False)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -66,7 +68,7 @@ class Settings(BaseSettings):
     )
     model_temperature: float | None = Field(default=None, ge=0, le=2)
     model_max_tokens: int | None = Field(default=None, ge=1)
-    model_timeout_seconds: float | None = Field(default=60.0, gt=0)
+    model_timeout_seconds: float | None = Field(default=60.0, gt=0, le=3600)
     model_max_retries: int = Field(
         default=1,
         ge=0,
@@ -112,10 +114,15 @@ class Settings(BaseSettings):
         le=100,
         description="Starts of a turn before it fails: transient errors and crashes both count.",
     )
-    retry_base_seconds: float = Field(default=0.5, ge=0, description="First retry's backoff.")
-    retry_max_seconds: float = Field(default=30.0, ge=0, description="Longest backoff between tries.")
+    retry_base_seconds: float = Field(default=0.5, ge=0, le=3600, description="First retry's backoff.")
+    retry_max_seconds: float = Field(
+        default=30.0, ge=0, le=3600, description="Longest backoff between tries."
+    )
     turn_timeout_seconds: float = Field(
-        default=300.0, gt=0, description="A turn running longer ends failed with reason 'timeout'."
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="A turn running longer ends failed with reason 'timeout'.",
     )
 
     operator_header_enabled: bool = Field(
@@ -142,7 +149,7 @@ class Settings(BaseSettings):
 
     max_message_chars: int = Field(default=16_000, ge=1)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
-    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=3600)
 
     @field_validator("interrupt_before", "interrupt_after", "review_keywords", mode="before")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 from typing import Any
 
@@ -149,3 +150,43 @@ async def test_bad_transcript_query_is_422(harness: AppHarness) -> None:
 async def test_unknown_route_and_method_are_problems(harness: AppHarness) -> None:
     _assert_problem(await harness.client.get("/v1/nothing"), 404, None)
     _assert_problem(await harness.client.get("/v1/chat"), 405, None)
+
+
+@pytest.mark.parametrize("age", ["1e11", "1e308", "inf", "-inf", "nan", "Infinity", "315576001"])
+async def test_min_age_out_of_range_is_422_not_500(
+    harness_factory: Any, make_settings: Any, age: str
+) -> None:
+    h = await harness_factory(make_settings(operator_header_enabled=True))
+    response = await h.client.get(
+        "/v1/interrupts", params={"min_age_seconds": age}, headers={"X-Role": "operator"}
+    )
+    _assert_problem(response, 422, "query.min_age_seconds")
+
+
+async def test_min_age_of_ten_years_is_accepted(harness_factory: Any, make_settings: Any) -> None:
+    h = await harness_factory(make_settings(operator_header_enabled=True))
+    response = await h.client.get(
+        "/v1/interrupts", params={"min_age_seconds": "315576000"}, headers={"X-Role": "operator"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"items": []}
+
+
+@pytest.mark.parametrize("position", [2**62 + 1, 2**63, 10**30])
+async def test_cursor_beyond_storage_integers_is_422_not_500(harness: AppHarness, position: int) -> None:
+    sid = (await harness.chat(message="hi")).json()["session_id"]
+    crafted = base64.urlsafe_b64encode(f"t:{position}".encode()).decode().rstrip("=")
+    response = await harness.client.get(
+        f"/v1/sessions/{sid}/messages", params={"cursor": crafted}, headers={"X-User-Id": "alice"}
+    )
+    _assert_problem(response, 422, "query.cursor")
+
+
+async def test_wait_over_the_maximum_is_422_even_with_prefer_respond_async(harness: AppHarness) -> None:
+    response = await harness.client.post(
+        "/v1/chat",
+        json={"user_id": "alice", "message": "hi", "wait": 1e300},
+        headers={"Prefer": "respond-async"},
+    )
+    _assert_problem(response, 422, "body.wait")
+    assert _stored_rows(harness) == (0, 0, 0)

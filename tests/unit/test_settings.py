@@ -51,3 +51,29 @@ def test_database_url_overrides_data_dir(tmp_path: Path) -> None:
 def test_refuses_unsafe_or_incoherent_values(overrides: dict[str, object], needle: str) -> None:
     with pytest.raises(ValidationError, match=needle):
         Settings(**overrides)
+
+
+_DURATIONS = [
+    "default_wait",
+    "max_wait",
+    "model_timeout_seconds",
+    "retry_base_seconds",
+    "retry_max_seconds",
+    "turn_timeout_seconds",
+    "shutdown_grace_seconds",
+]
+
+
+@pytest.mark.parametrize("name", [*_DURATIONS, "review_amount_limit", "model_temperature"])
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_refuses_non_finite_numbers(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(f"PARLEY_{name.upper()}", value)
+    with pytest.raises(ValidationError, match=name):
+        Settings()
+
+
+@pytest.mark.parametrize("name", _DURATIONS)
+def test_refuses_durations_beyond_their_bound(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv(f"PARLEY_{name.upper()}", "1e308")
+    with pytest.raises(ValidationError, match=name):
+        Settings()

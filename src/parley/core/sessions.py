@@ -11,6 +11,10 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from parley.core.errors import InvalidInput
 from parley.storage.store import Store
 
+MAX_CURSOR_POSITION = 2**62
+"""Far beyond any transcript, and well inside SQLite's signed 64-bit integers, which a larger number
+would overflow (a crafted cursor made the transcript query fail with a 500)."""
+
 
 async def delete_session(
     *, store: Store, checkpointer: BaseCheckpointSaver[Any], session_id: str, user_id: str
@@ -33,10 +37,12 @@ def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, number = raw.partition(":")
-        if prefix != "t":
-            raise ValueError(prefix)
+        # Only what encode_cursor writes: ASCII digits (int() would also take "+1", " 1", "1_0" and the
+        # digits of other scripts).
+        if prefix != "t" or not (number.isascii() and number.isdigit()):
+            raise ValueError(raw)
         position = int(number)
-        if position < 0:
+        if position > MAX_CURSOR_POSITION:
             raise ValueError(number)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput("is not a cursor this API returned", loc=["query", "cursor"]) from None
