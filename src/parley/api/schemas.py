@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
 
 from parley.core.statuses import MessageKind, MessageStatus, SessionStatus
+from parley.core.timestamps import format_timestamp
 from parley.storage.records import MessageRecord, PendingInterrupt, SessionRecord, TranscriptEntry
+
+Timestamp = Annotated[
+    datetime,
+    # One fixed form (UTC, microseconds, Z) instead of pydantic's, which drops a zero fraction.
+    PlainSerializer(format_timestamp, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-11-25T18:26:14.290986Z"]}),
+]
 
 UserId = Field(
     min_length=1,
@@ -71,7 +79,7 @@ class InterruptOut(BaseModel):
     user_id: str
     kind: str
     value: Any
-    created_at: datetime
+    created_at: Timestamp
     age_seconds: float
 
     @classmethod
@@ -104,8 +112,8 @@ class MessageOut(BaseModel):
     reply: str | None
     interrupt: list[dict[str, Any]] | None
     error: dict[str, Any] | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
     attempts: int
     usage: dict[str, Any] | None = Field(
         default=None,
@@ -140,8 +148,8 @@ class SessionOut(BaseModel):
     message_count: int
     pending_count: int
     last_message_id: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
     @classmethod
     def of(cls, record: SessionRecord) -> SessionOut:
@@ -164,7 +172,7 @@ class TranscriptItem(BaseModel):
     message_id: str
     role: str
     content: str
-    created_at: datetime
+    created_at: Timestamp
 
     @classmethod
     def of(cls, entry: TranscriptEntry) -> TranscriptItem:

@@ -18,7 +18,7 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -37,6 +37,7 @@ from parley.core.statuses import (
     MessageKind,
     MessageStatus,
 )
+from parley.core.timestamps import format_timestamp, utc_now
 from parley.storage import demo_shop
 from parley.storage import sqlite_interrupts as interrupts
 from parley.storage.migrations.runner import apply_sqlite_migrations, latest_version
@@ -127,7 +128,7 @@ def _request_hash(*parts: str | None) -> str:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat()
+    return utc_now()
 
 
 def _ts(value: str | None) -> datetime | None:
@@ -393,7 +394,7 @@ class SqliteStore:
         self, *, kind: str | None, created_before: datetime | None, session_id: str | None, limit: int
     ) -> list[PendingInterrupt]:
         """See ``Store.list_interrupts``."""
-        before = None if created_before is None else created_before.isoformat()
+        before = None if created_before is None else format_timestamp(created_before)
         return await self._run(
             lambda conn: interrupts.list_pending(
                 conn, kind=kind, created_before=before, session_id=session_id, limit=limit

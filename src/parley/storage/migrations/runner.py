@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
+
+from parley.core.timestamps import utc_now
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -65,7 +66,7 @@ def apply_sqlite_migrations(conn: sqlite3.Connection) -> int:
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO parley_schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                (migration.version, migration.name, datetime.now(UTC).isoformat()),
+                (migration.version, migration.name, utc_now()),
             )
         except BaseException:
             conn.execute("ROLLBACK")
