@@ -30,6 +30,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _setting_errors(exc: ValidationError) -> list[str]:
+    """One line per wrong setting, named as the operator sets it (``PARLEY_DURABILITY: …``); the value is
+    left out, as it may be a secret."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = f"PARLEY_{str(error['loc'][0]).upper()}" if error["loc"] else "settings"
+        lines.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+    return lines
+
+
 def _configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(),
@@ -77,7 +87,8 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        print(f"parley: invalid settings:\n{exc}", file=sys.stderr)
+        for line in _setting_errors(exc):
+            print(f"parley: invalid setting {line}", file=sys.stderr)
         return 2
     _configure_logging(settings.log_level)
     from parley.api.app import create_app

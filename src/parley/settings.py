@@ -103,9 +103,10 @@ class Settings(BaseSettings):
     max_wait: float = Field(default=60.0, ge=0, le=3600, description="Upper bound of ``wait``.")
     busy_policy: BusyPolicy = BusyPolicy.ENQUEUE
     max_concurrent_turns: int = Field(default=64, ge=1, le=10_000)
-    durability: Literal["sync", "async", "exit"] = Field(
+    durability: Literal["sync"] = Field(
         default="sync",
-        description="LangGraph checkpoint durability: sync writes every step before the next.",
+        description="LangGraph checkpoint durability. Only sync: every step is checkpointed before the next "
+        "starts, which is what lets a turn resume after a crash without repeating a step.",
     )
 
     max_attempts: int = Field(
@@ -156,6 +157,19 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("durability", mode="before")
+    @classmethod
+    def _only_sync_durability(cls, value: object) -> object:
+        # Refused rather than accepted: recovery ("resume, never repeat") reads the checkpoint of the last
+        # completed step, which "async" may not have written yet when the process dies and "exit" never
+        # writes before the turn ends — either would silently re-run steps, side effects included.
+        if value in ("async", "exit"):
+            raise ValueError(
+                f"'{value}' is not supported: Parley needs 'sync' (a checkpoint after every step) to resume "
+                "a turn after a crash without repeating its steps"
+            )
         return value
 
     @field_validator("graph")

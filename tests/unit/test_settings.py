@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from parley.cli import main
 from parley.settings import BusyPolicy, Settings
 
 
@@ -77,3 +78,28 @@ def test_refuses_durations_beyond_their_bound(monkeypatch: pytest.MonkeyPatch, n
     monkeypatch.setenv(f"PARLEY_{name.upper()}", "1e308")
     with pytest.raises(ValidationError, match=name):
         Settings()
+
+
+@pytest.mark.parametrize("mode", ["async", "exit"])
+def test_durability_other_than_sync_is_refused_with_the_reason(mode: str) -> None:
+    with pytest.raises(ValidationError, match="needs 'sync'"):
+        Settings(durability=mode)
+
+
+def test_durability_sync_is_accepted() -> None:
+    assert Settings(durability="sync").durability == "sync"
+
+
+@pytest.mark.parametrize("mode", ["async", "exit"])
+def test_parley_serve_refuses_async_durability_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, mode: str
+) -> None:
+    monkeypatch.setenv("PARLEY_DURABILITY", mode)
+    # A graph that cannot load: were the setting accepted, serve would stop at the graph (after opening
+    # storage), not start serving.
+    assert main(["serve", "--data-dir", str(tmp_path), "--graph", "tests.graphs.missing:graph"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("parley: invalid setting PARLEY_DURABILITY: ")
+    assert "needs 'sync'" in lines[0]
+    assert not (tmp_path / "parley.sqlite").exists()
