@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from parley.api.app import create_app
+from parley.settings import Settings
 from tests.conftest import AppHarness
 
 
@@ -98,13 +100,64 @@ async def test_small_chunked_body_is_accepted(harness: AppHarness) -> None:
     assert response.json()["reply"] == "Echo: chunked"
 
 
-async def test_malformed_json_is_422(harness: AppHarness) -> None:
+_NESTED = b"[" * 1000 + b"]" * 1000
+_MALFORMED = {
+    "empty": b"",
+    "not-utf8": b'{"user_id": "alice", "message": "caf\xe9"}',
+    "utf16": '{"user_id": "alice", "message": "hi"}'.encode("utf-16"),
+    "deep-nesting": _NESTED,
+    "deep-nesting-in-a-field": b'{"user_id": "alice", "message": "hi", "value": ' + _NESTED + b"}",
+    "huge-number": b'{"user_id": "alice", "message": "hi", "wait": ' + b"1" * 5000 + b"}",
+    "number-out-of-range": b'{"user_id": "alice", "message": "hi", "wait": 1e400}',
+    "nan": b'{"user_id": "alice", "message": "hi", "wait": NaN}',
+    "raw-nul": b'{"user_id": "alice", "message": "a\x00b"}',
+    "trailing-garbage": b'{"user_id": "alice", "message": "hi"} trailing',
+    "truncated": b'{"user_id": "alice", "message": ',
+    "bom": b'\xef\xbb\xbf{"user_id": "alice", "message": "hi"}',
+}
+
+
+def _body_operations() -> list[str]:
+    """Every operation that reads a JSON body, as the OpenAPI document lists them."""
+    schema = create_app(Settings(model="scripted")).openapi()
+    return [
+        path.replace("{session_id}", "some-session")
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if method == "post" and "requestBody" in operation
+    ]
+
+
+@pytest.mark.parametrize("path", _body_operations())
+@pytest.mark.parametrize("case", sorted(_MALFORMED))
+async def test_anything_that_is_not_json_is_400_malformed_json(
+    harness: AppHarness, path: str, case: str
+) -> None:
     response = await harness.client.post(
-        "/v1/chat", content=b'{"user_id": "alice", "message": ', headers={"Content-Type": "application/json"}
+        path, content=_MALFORMED[case], headers={"Content-Type": "application/json"}
     )
-    problem = _assert_problem(response, 422, None)
-    assert problem["errors"][0]["type"] == "json_invalid"
+    problem = _assert_problem(response, 400, None)
+    assert problem["type"] == "/problems/malformed-json"
+    assert problem["detail"].startswith("The body ")
     assert _stored_rows(harness) == (0, 0, 0)
+
+
+def test_both_body_operations_are_covered() -> None:
+    assert sorted(_body_operations()) == ["/v1/chat", "/v1/sessions/some-session/resume"]
+
+
+async def test_well_formed_json_that_fails_validation_stays_422(harness: AppHarness) -> None:
+    response = await harness.client.post(
+        "/v1/chat",
+        content=b'{"user_id": "alice", "message": 5}',
+        headers={"Content-Type": "application/json"},
+    )
+    _assert_problem(response, 422, "body.message")
+
+
+async def test_a_body_not_declared_as_json_is_415_even_when_malformed(harness: AppHarness) -> None:
+    response = await harness.client.post("/v1/chat", content=b"\xff{", headers={"Content-Type": "text/plain"})
+    _assert_problem(response, 415, "header.content-type")
 
 
 async def test_a_json_array_body_is_422(harness: AppHarness) -> None:

@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Request
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from parley.api.errors import UnsupportedMediaType
+from parley.api.json_body import is_json_media_type
 from parley.core.errors import Forbidden, InvalidInput
 from parley.core.events import EventBus
 from parley.runners.base import Runner
@@ -43,10 +44,7 @@ def get_settings(request: Request) -> Settings:
 async def require_json(request: Request) -> None:
     """Refuse a body that is not declared as JSON, before FastAPI tries to parse it."""
     content_type = request.headers.get("content-type", "")
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type != "application/json" and not (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    ):
+    if not is_json_media_type(content_type):
         raise UnsupportedMediaType(
             f"Send the body as application/json (got {content_type or 'no Content-Type'}).",
             errors=[

@@ -36,6 +36,15 @@ class PayloadTooLarge(ParleyError):
     type_slug = "payload-too-large"
 
 
+class MalformedJson(ParleyError):
+    """The request body is not JSON this API can read: not UTF-8, not JSON, or past what the parser takes
+    (nesting, a number's size). Well-formed JSON that fails validation is ``422`` instead."""
+
+    status = 400
+    title = "Bad Request"
+    type_slug = "malformed-json"
+
+
 def problem_type(slug: str) -> str:
     """The ``type`` URI of a problem; documented in docs/api.md."""
     return f"/problems/{slug}"

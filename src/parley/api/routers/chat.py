@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 
 from parley.api.deps import JsonBody, ServicesDep
+from parley.api.json_body import JsonRoute
 from parley.api.schemas import ChatRequest, MessageOut, Problem
 from parley.core.errors import InvalidInput
 from parley.core.messages import submit_chat, wait_for_terminal
 from parley.settings import BusyPolicy, Settings
 from parley.storage.records import MessageRecord
 
-router = APIRouter(prefix="/v1", tags=["chat"])
+router = APIRouter(prefix="/v1", tags=["chat"], route_class=JsonRoute)
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     404: {"model": Problem, "description": "Unknown session, or another user's."},

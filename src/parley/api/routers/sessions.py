@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Response
 
 from parley.api.deps import JsonBody, Role, RoleDep, ServicesDep, UserIdHeader, ViewerDep
+from parley.api.json_body import JsonRoute
 from parley.api.routers.chat import message_response, resolve_wait
 from parley.api.schemas import MessageOut, Problem, ResumeRequest, SessionOut, TranscriptItem, TranscriptOut
 from parley.core.messages import resume_session, wait_for_terminal
 from parley.core.sessions import decode_cursor, delete_session, encode_cursor
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"], route_class=JsonRoute)
 
 SessionId = Annotated[str, Path(min_length=1, max_length=100)]
 _ERRORS: dict[int | str, dict[str, object]] = {404: {"model": Problem}, 422: {"model": Problem}}
