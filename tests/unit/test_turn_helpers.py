@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import base64
-
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
@@ -48,10 +46,10 @@ def test_foreign_cursors_are_refused_naming_the_field(cursor: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "number", [str(MAX_CURSOR_POSITION + 1), str(2**63), "9" * 60, "-1", "+1", " 1", "1_0", "\u0661"]
+    "cursor",
+    [str(MAX_CURSOR_POSITION + 1), str(2**63), "9" * 60, "-1", "+1", " 1", "1 ", "1_0", "\u0661", "1\n"],
 )
-def test_cursors_out_of_range_or_not_plain_digits_are_refused(number: str) -> None:
-    cursor = base64.urlsafe_b64encode(f"t:{number}".encode()).decode().rstrip("=")
+def test_cursors_out_of_range_or_not_plain_digits_are_refused(cursor: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         decode_cursor(cursor)
     assert caught.value.loc == ["query", "cursor"]

@@ -38,7 +38,12 @@ class ChatRequest(BaseModel):
         max_length=100,
         description="Omit to start a new session; its id comes back in the response.",
     )
-    message: str = Field(min_length=1, description="The user's message.")
+    message: str = Field(
+        min_length=1,
+        # The schema's counterpart of _not_blank (its maxLength is PARLEY_MAX_MESSAGE_CHARS: api/openapi.py).
+        json_schema_extra={"pattern": r"\S"},
+        description="The user's message: at least one character that is not whitespace.",
+    )
     wait: float | None = Field(
         default=None,
         ge=0,
@@ -191,14 +196,26 @@ class TranscriptOut(BaseModel):
     next_cursor: str | None
 
 
-class Problem(BaseModel):
-    """RFC 9457 problem details, as every error is reported."""
+class ProblemError(BaseModel):
+    """One field at fault, in a ``422`` (or a ``415`` naming the Content-Type)."""
 
+    loc: list[str | int] = Field(description="Where: the part of the request, then the field's path.")
+    field: str = Field(description="``loc`` joined with dots: ``body.message``, ``header.X-User-Id``.")
+    msg: str
     type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details (``application/problem+json``), as every error is reported. Some problems
+    carry more members (a busy session's ``message_id``, a resume conflict's ``pending``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="A URI reference naming the problem, e.g. ``/problems/not-found``.")
     title: str
     status: int
     detail: str | None = None
-    errors: list[dict[str, Any]] | None = None
+    errors: list[ProblemError] | None = None
 
 
 class Health(BaseModel):

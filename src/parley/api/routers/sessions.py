@@ -11,7 +11,7 @@ from parley.api.json_body import JsonRoute
 from parley.api.routers.chat import message_response, resolve_wait
 from parley.api.schemas import MessageOut, Problem, ResumeRequest, SessionOut, TranscriptItem, TranscriptOut
 from parley.core.messages import resume_session, wait_for_terminal
-from parley.core.sessions import decode_cursor, delete_session, encode_cursor
+from parley.core.sessions import CURSOR_PATTERN, decode_cursor, delete_session, encode_cursor
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"], route_class=JsonRoute)
 
@@ -79,7 +79,10 @@ async def get_transcript(
     viewer: ViewerDep,
     session_id: SessionId,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=CURSOR_PATTERN, description="The previous page's next_cursor."),
+    ] = None,
 ) -> TranscriptOut:
     after = decode_cursor(cursor) if cursor is not None else None
     page = await services.store.list_transcript(
