@@ -92,6 +92,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     _configure_logging(settings.log_level)
     from parley.api.app import create_app
+    from parley.api.connections import ConnectionLimits, guarded_protocol
 
     config = uvicorn.Config(
         create_app(settings),  # replaced, once its services are open, by the app that takes them over
@@ -100,6 +101,16 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         log_config=None,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
+        # uvicorn's httptools protocol, with deadlines on each request's head and body (api/connections.py).
+        http=guarded_protocol(
+            ConnectionLimits(
+                header_timeout=settings.header_timeout_seconds,
+                body_timeout=settings.body_timeout_seconds,
+                max_header_bytes=settings.max_header_bytes,
+            )
+        ),
+        timeout_keep_alive=settings.keep_alive_seconds,
+        limit_concurrency=settings.max_connections,
     )
     # The loop uvicorn would choose (uvloop when installed), with the services opened on it.
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:

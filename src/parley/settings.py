@@ -150,6 +150,35 @@ class Settings(BaseSettings):
 
     max_message_chars: int = Field(default=16_000, ge=1)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="A request's line and headers must arrive within this, from the connection's opening or "
+        "the request's first byte; else the connection is closed.",
+    )
+    body_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="A request's whole body must arrive within this after its headers; else the connection "
+        "is closed.",
+    )
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest request line + headers; a larger head gets 431 and the connection is closed.",
+    )
+    keep_alive_seconds: int = Field(
+        default=5, ge=1, le=300, description="An idle connection between requests is closed after this."
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Open connections (or requests in progress) from which new requests get 503 at once.",
+    )
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=3600)
 
     @field_validator("interrupt_before", "interrupt_after", "review_keywords", mode="before")

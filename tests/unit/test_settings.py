@@ -62,6 +62,8 @@ _DURATIONS = [
     "retry_max_seconds",
     "turn_timeout_seconds",
     "shutdown_grace_seconds",
+    "header_timeout_seconds",
+    "body_timeout_seconds",
 ]
 
 
@@ -103,3 +105,22 @@ def test_parley_serve_refuses_async_durability_in_one_line(
     assert lines[0].startswith("parley: invalid setting PARLEY_DURABILITY: ")
     assert "needs 'sync'" in lines[0]
     assert not (tmp_path / "parley.sqlite").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("header_timeout_seconds", "0"),
+        ("body_timeout_seconds", "0"),
+        ("keep_alive_seconds", "0"),
+        ("max_connections", "0"),
+        ("max_header_bytes", "100"),
+        ("max_header_bytes", str(2 * 1024 * 1024)),
+    ],
+)
+def test_refuses_connection_limits_that_cannot_work(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(f"PARLEY_{name.upper()}", value)
+    with pytest.raises(ValidationError, match=name):
+        Settings()
