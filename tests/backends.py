@@ -152,6 +152,14 @@ class Backend:
         with self._connect() as conn:
             return [dict(r) for r in conn.execute(text, params).fetchall()]
 
+    def execute(self, statement: str, params: tuple[Any, ...] = ()) -> None:
+        """Run a statement written with ``?`` placeholders (both dialects), committed."""
+        text = statement if self.database_url is None else statement.replace("?", "%s")
+        with self._connect() as conn:
+            conn.execute(text, params)
+            if self.database_url is None:
+                conn.commit()
+
     def count(self, table: str, where: str = "", params: tuple[Any, ...] = ()) -> int:
         """How many rows ``table`` has (that match ``where``); 0 if the table does not exist yet."""
         try:

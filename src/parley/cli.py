@@ -75,8 +75,19 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings | None:
     try:
         return Settings(**{key: value for key, value in flags.items() if value is not None})
     except ValidationError as exc:
-        print(f"parley: invalid settings:\n{exc}", file=sys.stderr)
+        for line in _setting_errors(exc):
+            print(f"parley: invalid setting {line}", file=sys.stderr)
         return None
+
+
+def _setting_errors(exc: ValidationError) -> list[str]:
+    """One line per wrong setting, named as the operator sets it (``PARLEY_DURABILITY: …``); the value is
+    left out, as it may be a secret."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = f"PARLEY_{str(error['loc'][0]).upper()}" if error["loc"] else "settings"
+        lines.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+    return lines
 
 
 def _configure_logging(level: str) -> None:
@@ -118,6 +129,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     _configure_logging(settings.log_level)
     from parley.api.app import create_app
+    from parley.api.connections import ConnectionLimits, guarded_protocol
 
     config = uvicorn.Config(
         create_app(settings),  # replaced, once its services are open, by the app that takes them over
@@ -126,6 +138,16 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         log_config=None,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
+        # uvicorn's httptools protocol, with deadlines on each request's head and body (api/connections.py).
+        http=guarded_protocol(
+            ConnectionLimits(
+                header_timeout=settings.header_timeout_seconds,
+                body_timeout=settings.body_timeout_seconds,
+                max_header_bytes=settings.max_header_bytes,
+            )
+        ),
+        timeout_keep_alive=settings.keep_alive_seconds,
+        limit_concurrency=settings.max_connections,
     )
     # The loop uvicorn would choose (uvloop when installed), with the services opened on it.
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:

@@ -41,7 +41,9 @@ class BusyPolicy(StrEnum):
 class Settings(BaseSettings):
     """Every knob Parley has. Each field is ``PARLEY_<NAME>`` in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore", frozen=True)
+    # allow_inf_nan=False: "inf" or "nan" in the environment would reach timers and date arithmetic
+    # (``int(inf)`` stops the start-up with a traceback; an infinite timeout never fires).
+    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore", frozen=True, allow_inf_nan=False)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -85,7 +87,7 @@ class Settings(BaseSettings):
     )
     model_temperature: float | None = Field(default=None, ge=0, le=2)
     model_max_tokens: int | None = Field(default=None, ge=1)
-    model_timeout_seconds: float | None = Field(default=60.0, gt=0)
+    model_timeout_seconds: float | None = Field(default=60.0, gt=0, le=3600)
     model_max_retries: int = Field(
         default=1,
         ge=0,
@@ -120,9 +122,10 @@ class Settings(BaseSettings):
     max_wait: float = Field(default=60.0, ge=0, le=3600, description="Upper bound of ``wait``.")
     busy_policy: BusyPolicy = BusyPolicy.ENQUEUE
     max_concurrent_turns: int = Field(default=64, ge=1, le=10_000)
-    durability: Literal["sync", "async", "exit"] = Field(
+    durability: Literal["sync"] = Field(
         default="sync",
-        description="LangGraph checkpoint durability: sync writes every step before the next.",
+        description="LangGraph checkpoint durability. Only sync: every step is checkpointed before the next "
+        "starts, which is what lets a turn resume after a crash without repeating a step.",
     )
 
     max_attempts: int = Field(
@@ -131,10 +134,15 @@ class Settings(BaseSettings):
         le=100,
         description="Starts of a turn before it fails: transient errors and crashes both count.",
     )
-    retry_base_seconds: float = Field(default=0.5, ge=0, description="First retry's backoff.")
-    retry_max_seconds: float = Field(default=30.0, ge=0, description="Longest backoff between tries.")
+    retry_base_seconds: float = Field(default=0.5, ge=0, le=3600, description="First retry's backoff.")
+    retry_max_seconds: float = Field(
+        default=30.0, ge=0, le=3600, description="Longest backoff between tries."
+    )
     turn_timeout_seconds: float = Field(
-        default=300.0, gt=0, description="A turn running longer ends failed with reason 'timeout'."
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="A turn running longer ends failed with reason 'timeout'.",
     )
 
     operator_header_enabled: bool = Field(
@@ -172,13 +180,55 @@ class Settings(BaseSettings):
     max_value_bytes: int = Field(
         default=64 * 1024, ge=16, description="The largest resume value, as compact JSON (422 beyond)."
     )
-    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="A request's line and headers must arrive within this, from the connection's opening or "
+        "the request's first byte; else the connection is closed.",
+    )
+    body_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="A request's whole body must arrive within this after its headers; else the connection "
+        "is closed.",
+    )
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest request line + headers; a larger head gets 431 and the connection is closed.",
+    )
+    keep_alive_seconds: int = Field(
+        default=5, ge=1, le=300, description="An idle connection between requests is closed after this."
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Open connections (or requests in progress) from which new requests get 503 at once.",
+    )
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=3600)
 
     @field_validator("interrupt_before", "interrupt_after", "review_keywords", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("durability", mode="before")
+    @classmethod
+    def _only_sync_durability(cls, value: object) -> object:
+        # Refused rather than accepted: recovery ("resume, never repeat") reads the checkpoint of the last
+        # completed step, which "async" may not have written yet when the process dies and "exit" never
+        # writes before the turn ends — either would silently re-run steps, side effects included.
+        if value in ("async", "exit"):
+            raise ValueError(
+                f"'{value}' is not supported: Parley needs 'sync' (a checkpoint after every step) to resume "
+                "a turn after a crash without repeating its steps"
+            )
         return value
 
     @field_validator("graph")

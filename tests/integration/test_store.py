@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -464,3 +466,40 @@ async def test_a_second_process_on_the_same_data_is_refused(tmp_path: Path) -> N
     await first.close()
     await second.open()  # released on close
     await second.close()
+
+
+_FIXED_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
+
+
+async def test_every_stored_timestamp_has_the_fixed_format(store: SqlStore, backend: Backend) -> None:
+    sid = await _interrupted(store, {"id": "i1", "value": {"kind": "confirm"}})
+    resume = await store.accept_resume(
+        session_id=sid, user_id="u", operator=False, interrupt_id="i1", value="yes"
+    )
+    await store.finish(message_id=resume.message_id, status=MessageStatus.COMPLETED, reply="done")
+    values = [
+        value
+        for table, columns in {
+            "parley_sessions": "created_at, updated_at",
+            "parley_messages": "created_at, updated_at, started_at, finished_at",
+            "parley_transcript": "created_at",
+            "parley_interrupts": "created_at, updated_at",
+            "parley_schema_migrations": "applied_at",
+        }.items()
+        for row in backend.query(f"SELECT {columns} FROM {table}")
+        for value in row.values()
+        if value is not None
+    ]
+    assert len(values) > 10
+    assert all(re.match(_FIXED_TIMESTAMP, v) for v in values), values
+
+
+async def test_the_operator_queue_age_bound_is_exact_at_a_whole_second(
+    store: SqlStore, backend: Backend
+) -> None:
+    sid = await _interrupted(store, {"id": "i1", "value": {"kind": "confirm"}})
+    backend.execute("UPDATE parley_interrupts SET created_at = '2026-01-01T00:00:13.000000Z'")
+    boundary = datetime(2026, 1, 1, 0, 0, 13, tzinfo=UTC)
+    found = await store.list_interrupts(kind=None, created_before=boundary, session_id=sid, limit=10)
+    assert [i.interrupt_id for i in found] == ["i1"]
+    assert found[0].created_at == boundary

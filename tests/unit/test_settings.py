@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from parley.cli import main
 from parley.settings import BusyPolicy, Settings
 
 
@@ -53,3 +54,75 @@ def test_database_url_overrides_data_dir(tmp_path: Path) -> None:
 def test_refuses_unsafe_or_incoherent_values(overrides: dict[str, object], needle: str) -> None:
     with pytest.raises(ValidationError, match=needle):
         Settings(**overrides)
+
+
+_DURATIONS = [
+    "default_wait",
+    "max_wait",
+    "model_timeout_seconds",
+    "retry_base_seconds",
+    "retry_max_seconds",
+    "turn_timeout_seconds",
+    "shutdown_grace_seconds",
+    "header_timeout_seconds",
+    "body_timeout_seconds",
+]
+
+
+@pytest.mark.parametrize("name", [*_DURATIONS, "review_amount_limit", "model_temperature"])
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_refuses_non_finite_numbers(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(f"PARLEY_{name.upper()}", value)
+    with pytest.raises(ValidationError, match=name):
+        Settings()
+
+
+@pytest.mark.parametrize("name", _DURATIONS)
+def test_refuses_durations_beyond_their_bound(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv(f"PARLEY_{name.upper()}", "1e308")
+    with pytest.raises(ValidationError, match=name):
+        Settings()
+
+
+@pytest.mark.parametrize("mode", ["async", "exit"])
+def test_durability_other_than_sync_is_refused_with_the_reason(mode: str) -> None:
+    with pytest.raises(ValidationError, match="needs 'sync'"):
+        Settings(durability=mode)
+
+
+def test_durability_sync_is_accepted() -> None:
+    assert Settings(durability="sync").durability == "sync"
+
+
+@pytest.mark.parametrize("mode", ["async", "exit"])
+def test_parley_serve_refuses_async_durability_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, mode: str
+) -> None:
+    monkeypatch.setenv("PARLEY_DURABILITY", mode)
+    # A graph that cannot load: were the setting accepted, serve would stop at the graph (after opening
+    # storage), not start serving.
+    assert main(["serve", "--data-dir", str(tmp_path), "--graph", "tests.graphs.missing:graph"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("parley: invalid setting PARLEY_DURABILITY: ")
+    assert "needs 'sync'" in lines[0]
+    assert not (tmp_path / "parley.sqlite").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("header_timeout_seconds", "0"),
+        ("body_timeout_seconds", "0"),
+        ("keep_alive_seconds", "0"),
+        ("max_connections", "0"),
+        ("max_header_bytes", "100"),
+        ("max_header_bytes", str(2 * 1024 * 1024)),
+    ],
+)
+def test_refuses_connection_limits_that_cannot_work(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(f"PARLEY_{name.upper()}", value)
+    with pytest.raises(ValidationError, match=name):
+        Settings()

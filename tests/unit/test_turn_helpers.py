@@ -4,7 +4,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from parley.core.errors import InvalidInput
-from parley.core.sessions import decode_cursor, encode_cursor
+from parley.core.sessions import MAX_CURSOR_POSITION, decode_cursor, encode_cursor
 from parley.core.turns import reply_of
 
 
@@ -33,13 +33,23 @@ def test_content_blocks_are_joined_as_text() -> None:
     assert reply_of(messages, message_id="m") == "ab"
 
 
-@pytest.mark.parametrize("position", [0, 1, 7, 10**12])
+@pytest.mark.parametrize("position", [0, 1, 7, 10**12, MAX_CURSOR_POSITION])
 def test_cursor_round_trip(position: int) -> None:
     assert decode_cursor(encode_cursor(position)) == position
 
 
 @pytest.mark.parametrize("cursor", ["", "!!!", "dDot", "eDox", "dDotMQ"])
 def test_foreign_cursors_are_refused_naming_the_field(cursor: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        decode_cursor(cursor)
+    assert caught.value.loc == ["query", "cursor"]
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [str(MAX_CURSOR_POSITION + 1), str(2**63), "9" * 60, "-1", "+1", " 1", "1 ", "1_0", "\u0661", "1\n"],
+)
+def test_cursors_out_of_range_or_not_plain_digits_are_refused(cursor: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         decode_cursor(cursor)
     assert caught.value.loc == ["query", "cursor"]

@@ -15,6 +15,7 @@ from parley import __version__
 from parley.api.deps import Services
 from parley.api.errors import install_error_handlers
 from parley.api.middleware import BodySizeLimit
+from parley.api.openapi import install_openapi
 from parley.api.routers import chat, interrupts, messages, ops, sessions
 from parley.assembly import build_runner
 from parley.core.events import EventBus
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, *, prepared: PreparedServices |
     app.state.settings = resolved
     app.state.prepared = prepared
     install_error_handlers(app)
+    install_openapi(app, resolved)
     app.add_middleware(BodySizeLimit, max_bytes=resolved.max_body_bytes)
     for module in (chat, messages, sessions, interrupts, ops):
         app.include_router(module.router)

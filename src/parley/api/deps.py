@@ -10,7 +10,8 @@ from fastapi import Depends, Header, Request
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from parley.api.errors import UnsupportedMediaType
-from parley.core.errors import Forbidden, InvalidInput
+from parley.api.json_body import is_json_media_type
+from parley.core.errors import Forbidden
 from parley.core.events import EventBus
 from parley.core.ports import Runner, Store
 from parley.settings import Settings
@@ -42,10 +43,7 @@ def get_settings(request: Request) -> Settings:
 async def require_json(request: Request) -> None:
     """Refuse a body that is not declared as JSON, before FastAPI tries to parse it."""
     content_type = request.headers.get("content-type", "")
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type != "application/json" and not (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    ):
+    if not is_json_media_type(content_type):
         raise UnsupportedMediaType(
             f"Send the body as application/json (got {content_type or 'no Content-Type'}).",
             errors=[
@@ -69,19 +67,21 @@ class Role(StrEnum):
 async def get_role(
     settings: Annotated[Settings, Depends(get_settings)],
     x_role: Annotated[
-        str | None,
-        Header(description="operator, where PARLEY_OPERATOR_HEADER_ENABLED allows it (until API keys)."),
+        Role | None,
+        Header(
+            alias="X-Role",
+            description="operator, where PARLEY_OPERATOR_HEADER_ENABLED allows it (until API keys).",
+        ),
     ] = None,
 ) -> Role:
     """The caller's role. The header is trusted only when settings say so; otherwise it is refused
-    rather than ignored, so that a misconfigured operator console fails loudly."""
+    rather than ignored, so that a misconfigured operator console fails loudly. A value other than
+    ``user`` or ``operator`` is a ``422`` (the enum, which the OpenAPI document shows)."""
     if x_role is None:
         return Role.USER
-    if x_role not in (Role.USER, Role.OPERATOR):
-        raise InvalidInput("must be 'user' or 'operator'", loc=["header", "X-Role"])
-    if x_role == Role.OPERATOR and not settings.operator_header_enabled:
+    if x_role is Role.OPERATOR and not settings.operator_header_enabled:
         raise Forbidden("The operator role is disabled (PARLEY_OPERATOR_HEADER_ENABLED is off).")
-    return Role(x_role)
+    return x_role
 
 
 async def require_operator(role: Annotated[Role, Depends(get_role)]) -> None:

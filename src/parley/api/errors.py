@@ -11,6 +11,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from parley.core.errors import InvalidInput, ParleyError
 
@@ -33,6 +34,15 @@ class PayloadTooLarge(ParleyError):
     status = 413
     title = "Content Too Large"
     type_slug = "payload-too-large"
+
+
+class MalformedJson(ParleyError):
+    """The request body is not JSON this API can read: not UTF-8, not JSON, or past what the parser takes
+    (nesting, a number's size). Well-formed JSON that fails validation is ``422`` instead."""
+
+    status = 400
+    title = "Bad Request"
+    type_slug = "malformed-json"
 
 
 def problem_type(slug: str) -> str:
@@ -101,16 +111,37 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """Every method the OpenAPI document gives the request's path, or None for a path it leaves out.
+
+    Starlette's own ``Allow`` names only the first route whose path matched: ``Allow: GET`` on
+    ``/v1/sessions/{id}``, whose ``DELETE`` is another route. The document is where every route of a path
+    comes together (and what clients read), so ``Allow`` says what it says.
+    """
+    paths: dict[str, dict[str, Any]] = request.app.openapi().get("paths", {})
+    for template, item in paths.items():
+        pattern, _, _ = compile_path(template)
+        if pattern.match(request.scope["path"]):
+            return ", ".join(sorted(method.upper() for method in item if method in _HTTP_METHODS))
+    return None
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     phrase = HTTPStatus(exc.status_code).phrase
     detail = exc.detail if isinstance(exc.detail, str) else None
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)) is not None:
+        headers["Allow"] = allowed
     return problem_response(
         status=exc.status_code,
         title=phrase,
         slug=phrase.lower().replace(" ", "-"),
         detail=detail,
-        headers=dict(exc.headers) if exc.headers else None,
+        headers=headers or None,
     )
 
 

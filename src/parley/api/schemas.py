@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
 
 from parley.core.records import MessageRecord, PendingInterrupt, SessionRecord, TranscriptEntry
 from parley.core.redaction import interrupt_for_viewer, interrupts_for_viewer
 from parley.core.statuses import MessageKind, MessageStatus, SessionStatus
+from parley.core.timestamps import format_timestamp
+
+Timestamp = Annotated[
+    datetime,
+    # One fixed form (UTC, microseconds, Z) instead of pydantic's, which drops a zero fraction.
+    PlainSerializer(format_timestamp, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-11-25T18:26:14.290986Z"]}),
+]
+
+ID_PATTERN = r"^[^\x00-\x1f]+$"
+"""Identifiers in paths, queries and bodies: no control characters (PostgreSQL's text cannot hold NUL)."""
 
 UserId = Field(
     min_length=1,
@@ -29,9 +40,16 @@ class ChatRequest(BaseModel):
         default=None,
         min_length=1,
         max_length=100,
+        pattern=ID_PATTERN,
         description="Omit to start a new session; its id comes back in the response.",
     )
-    message: str = Field(min_length=1, description="The user's message.")
+    message: str = Field(
+        min_length=1,
+        # The schema's counterpart of _not_blank (its maxLength is PARLEY_MAX_MESSAGE_CHARS: api/openapi.py).
+        json_schema_extra={"pattern": r"^[^\u0000]*[^\s\u0000][^\u0000]*$"},
+        description="The user's message: at least one character that is not whitespace, and no NUL "
+        "character (which no storage backend keeps as text).",
+    )
     wait: float | None = Field(
         default=None,
         ge=0,
@@ -43,6 +61,8 @@ class ChatRequest(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must contain more than whitespace")
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
         return value
 
 
@@ -53,7 +73,10 @@ class ResumeRequest(BaseModel):
 
     user_id: str = UserId
     interrupt_id: str = Field(
-        min_length=1, max_length=200, description="One of the session's pending interrupts."
+        min_length=1,
+        max_length=200,
+        pattern=ID_PATTERN,
+        description="One of the session's pending interrupts.",
     )
     value: Any = Field(description="The answer, as the graph's interrupt expects it (any JSON).")
     wait: float | None = Field(
@@ -72,7 +95,7 @@ class InterruptOut(BaseModel):
     user_id: str
     kind: str
     value: Any
-    created_at: datetime
+    created_at: Timestamp
     age_seconds: float
 
     @classmethod
@@ -105,8 +128,8 @@ class MessageOut(BaseModel):
     reply: str | None
     interrupt: list[dict[str, Any]] | None
     error: dict[str, Any] | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
     attempts: int
     usage: dict[str, Any] | None = Field(
         default=None,
@@ -143,8 +166,8 @@ class SessionOut(BaseModel):
     message_count: int
     pending_count: int
     last_message_id: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
     @classmethod
     def of(cls, record: SessionRecord, *, operator: bool) -> SessionOut:
@@ -170,7 +193,7 @@ class TranscriptItem(BaseModel):
     message_id: str
     role: str
     content: str
-    created_at: datetime
+    created_at: Timestamp
 
     @classmethod
     def of(cls, entry: TranscriptEntry) -> TranscriptItem:
@@ -189,14 +212,26 @@ class TranscriptOut(BaseModel):
     next_cursor: str | None
 
 
-class Problem(BaseModel):
-    """RFC 9457 problem details, as every error is reported."""
+class ProblemError(BaseModel):
+    """One field at fault, in a ``422`` (or a ``415`` naming the Content-Type)."""
 
+    loc: list[str | int] = Field(description="Where: the part of the request, then the field's path.")
+    field: str = Field(description="``loc`` joined with dots: ``body.message``, ``header.X-User-Id``.")
+    msg: str
     type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details (``application/problem+json``), as every error is reported. Some problems
+    carry more members (a busy session's ``message_id``, a resume conflict's ``pending``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="A URI reference naming the problem, e.g. ``/problems/not-found``.")
     title: str
     status: int
     detail: str | None = None
-    errors: list[dict[str, Any]] | None = None
+    errors: list[ProblemError] | None = None
 
 
 class Health(BaseModel):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from parley.core.records import MessageRecord, PendingInterrupt
 from parley.core.statuses import PENDING_STATUSES, MessageKind, MessageStatus
+from parley.core.timestamps import format_timestamp, utc_now
 from parley.storage.db import Row
 
 # Statuses are enum values, never user input: safe to inline in SQL.
@@ -21,14 +22,14 @@ INTERRUPT_COLUMNS = "interrupt_id, session_id, message_id, user_id, kind, value,
 
 
 def timestamp(moment: datetime) -> str:
-    """The one text form of a timestamp in storage: fixed width, microseconds always, UTC — so that
-    text order is time order in every dialect."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    """The one text form of a timestamp (``core/timestamps.py``): fixed width, so that text order is time
+    order in every dialect."""
+    return format_timestamp(moment)
 
 
 def now() -> str:
     """The current time in storage's text form."""
-    return timestamp(datetime.now(UTC))
+    return utc_now()
 
 
 def parse_time(value: str | None) -> datetime | None:

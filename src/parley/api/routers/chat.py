@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 
 from parley.api.deps import JsonBody, ServicesDep
+from parley.api.json_body import JsonRoute
 from parley.api.schemas import ChatRequest, MessageOut, Problem
 from parley.core.errors import InvalidInput
 from parley.core.messages import submit_chat, wait_for_terminal
 from parley.core.records import MessageRecord
 from parley.settings import BusyPolicy, Settings
 
-router = APIRouter(prefix="/v1", tags=["chat"])
+router = APIRouter(prefix="/v1", tags=["chat"], route_class=JsonRoute)
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     404: {"model": Problem, "description": "Unknown session, or another user's."},
@@ -28,13 +29,16 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 
 
 def resolve_wait(*, requested: float | None, prefer: str | None, settings: Settings) -> float:
-    """Seconds to wait: ``Prefer: respond-async`` means 0; else the body's, else the default."""
+    """Seconds to wait: ``Prefer: respond-async`` means 0; else the body's, else the default.
+
+    A ``wait`` over the maximum is refused even when the header overrides it: the body is invalid
+    either way, as the schema says."""
+    if requested is not None and requested > settings.max_wait:
+        raise InvalidInput(f"must be at most {settings.max_wait} seconds", loc=["body", "wait"])
     if prefer is not None and "respond-async" in prefer.lower():
         return 0.0
     if requested is None:
         return settings.default_wait
-    if requested > settings.max_wait:
-        raise InvalidInput(f"must be at most {settings.max_wait} seconds", loc=["body", "wait"])
     return requested
 
 

@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from parley.api.deps import ServicesDep, UserIdHeader, ViewerDep
-from parley.api.schemas import MessageOut, Problem
+from parley.api.schemas import ID_PATTERN, MessageOut, Problem
 from parley.core.messages import cancel_message
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
 
-MessageId = Annotated[str, Path(min_length=1, max_length=100)]
+MessageId = Annotated[str, Path(min_length=1, max_length=100, pattern=ID_PATTERN)]
 CANCEL_WAIT_SECONDS = 10.0
 
 

@@ -8,16 +8,25 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Response
 
 from parley.api.deps import JsonBody, Role, RoleDep, ServicesDep, UserIdHeader, ViewerDep
+from parley.api.json_body import JsonRoute
 from parley.api.routers.chat import message_response, resolve_wait
-from parley.api.schemas import MessageOut, Problem, ResumeRequest, SessionOut, TranscriptItem, TranscriptOut
+from parley.api.schemas import (
+    ID_PATTERN,
+    MessageOut,
+    Problem,
+    ResumeRequest,
+    SessionOut,
+    TranscriptItem,
+    TranscriptOut,
+)
 from parley.core.errors import InvalidInput
 from parley.core.messages import resume_session, wait_for_terminal
-from parley.core.sessions import decode_cursor, delete_session, encode_cursor
+from parley.core.sessions import CURSOR_PATTERN, decode_cursor, delete_session, encode_cursor
 from parley.settings import Settings
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"], route_class=JsonRoute)
 
-SessionId = Annotated[str, Path(min_length=1, max_length=100)]
+SessionId = Annotated[str, Path(min_length=1, max_length=100, pattern=ID_PATTERN)]
 _ERRORS: dict[int | str, dict[str, object]] = {404: {"model": Problem}, 422: {"model": Problem}}
 
 
@@ -117,7 +126,10 @@ async def get_transcript(
     viewer: ViewerDep,
     session_id: SessionId,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=CURSOR_PATTERN, description="The previous page's next_cursor."),
+    ] = None,
 ) -> TranscriptOut:
     after = decode_cursor(cursor) if cursor is not None else None
     page = await services.store.list_transcript(

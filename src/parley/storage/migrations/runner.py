@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
+
+from parley.core.timestamps import utc_now
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _TABLE = (
@@ -56,10 +57,6 @@ def latest_version(dialect: str) -> int:
     return len(migrations(dialect))
 
 
-def _applied_at() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
 def apply_sqlite_migrations(conn: sqlite3.Connection) -> int:
     """Bring an autocommit-mode SQLite connection's schema up to date; return the version."""
     conn.execute(_TABLE)
@@ -72,7 +69,7 @@ def apply_sqlite_migrations(conn: sqlite3.Connection) -> int:
         script = (
             f"BEGIN IMMEDIATE;\n{migration.sql}\n;\n"
             "INSERT INTO parley_schema_migrations (version, name, applied_at) VALUES "
-            f"({migration.version}, '{migration.name}', '{_applied_at()}');\nCOMMIT;"
+            f"({migration.version}, '{migration.name}', '{utc_now()}');\nCOMMIT;"
         )
         try:
             conn.executescript(script)
@@ -109,7 +106,7 @@ async def apply_postgres_migrations(conn: Any) -> int:
                 await conn.execute(migration.sql.encode())
                 await conn.execute(
                     "INSERT INTO parley_schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
-                    (migration.version, migration.name, _applied_at()),
+                    (migration.version, migration.name, utc_now()),
                 )
             current = migration.version
     return current

@@ -1,0 +1,108 @@
+"""The OpenAPI document, made to describe the API that runs.
+
+FastAPI's document declares every error as ``application/json`` with its own validation shape and
+knows nothing of what middleware, the JSON route class or settings add. This module rewrites it once
+per app: every error response is ``application/problem+json`` with the ``Problem`` schema; the problems
+every operation of a kind can answer are declared on all of them; and the limits the server enforces
+from settings are in the request schemas, so a client (or Schemathesis) reads the same rules the server
+applies.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fastapi import FastAPI
+
+from parley.settings import Settings
+
+PROBLEM_REF = "#/components/schemas/Problem"
+_PROBLEM_CONTENT = {"application/problem+json": {"schema": {"$ref": PROBLEM_REF}}}
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+# What answers these, and so which operations get them:
+_MALFORMED_JSON = "The body is not JSON: empty, not UTF-8, a syntax error, or past the parser's limits."
+_TOO_LARGE = "The body is over PARLEY_MAX_BODY_BYTES (middleware.BodySizeLimit: every POST)."
+_NOT_JSON = "The body is not sent as application/json."
+_INVALID = "A parameter or field is invalid; `errors` names it."
+_OPERATOR_DISABLED = "X-Role: operator while the operator role is disabled."
+_UNAVAILABLE = "Storage is unavailable, or the service is starting or stopping; retry later."
+
+
+def install_openapi(app: FastAPI, settings: Settings) -> None:
+    """Make ``app.openapi()`` return the rewritten document (built once, on first use)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            _declare_problems(document)
+            _declare_limits(document, settings)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _cross_cutting(path: str, method: str, operation: dict[str, Any]) -> dict[str, str]:
+    """Problems an operation can answer because of what it is, not what its route declares."""
+    found: dict[str, str] = {}
+    if "requestBody" in operation:
+        found |= {"400": _MALFORMED_JSON, "415": _NOT_JSON, "422": _INVALID}
+    if method == "post":
+        found["413"] = _TOO_LARGE
+    if operation.get("parameters"):
+        found["422"] = _INVALID
+    if any(p.get("in") == "header" and p.get("name") == "X-Role" for p in operation.get("parameters", ())):
+        found["403"] = _OPERATOR_DISABLED
+    if path.startswith("/v1/"):
+        found["503"] = _UNAVAILABLE
+    return found
+
+
+def _declare_problems(document: dict[str, Any]) -> None:
+    for path, item in document.get("paths", {}).items():
+        for method, operation in item.items():
+            if method not in _HTTP_METHODS:
+                continue
+            responses: dict[str, Any] = operation.setdefault("responses", {})
+            for status, description in _cross_cutting(path, method, operation).items():
+                responses.setdefault(status, {"description": description})
+            for status, response in responses.items():
+                if status[0] in "45":
+                    response["content"] = copy.deepcopy(_PROBLEM_CONTENT)
+            operation["responses"] = dict(sorted(responses.items()))
+            for parameter in operation.get("parameters", ()):
+                parameter["schema"] = _absent_not_null(parameter["schema"])
+    schemas: dict[str, Any] = document.get("components", {}).get("schemas", {})
+    # FastAPI's validation-error shape: never sent (api/errors.py answers every 422 with a Problem).
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+
+
+def _absent_not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional parameter's schema without FastAPI's ``null`` alternative (from ``str | None``).
+
+    A header or query parameter is absent or a string: ``null`` cannot be sent, and a client that writes
+    ``X-Role: null`` sends the string "null", which the server rightly refuses.
+    """
+    branches = schema.get("anyOf")
+    if not branches:
+        return schema
+    kept = [branch for branch in branches if branch != {"type": "null"}]
+    if len(kept) != 1:
+        return schema
+    rest = {key: value for key, value in schema.items() if key != "anyOf"}
+    return {**kept[0], **rest}
+
+
+def _declare_limits(document: dict[str, Any], settings: Settings) -> None:
+    """Limits that come from settings, checked in the routers (chat.resolve_wait, the message length)."""
+    schemas = document["components"]["schemas"]
+    for name in ("ChatRequest", "ResumeRequest"):
+        wait = schemas[name]["properties"]["wait"]
+        for branch in wait.get("anyOf", [wait]):
+            if branch.get("type") == "number":
+                branch["maximum"] = settings.max_wait
+    schemas["ChatRequest"]["properties"]["message"]["maxLength"] = settings.max_message_chars

@@ -1,0 +1,82 @@
+"""The OpenAPI document holds against the running server: Schemathesis fuzzes a real ``parley serve``.
+
+Every check Schemathesis has runs (server errors, status codes, content types, response headers and
+schemas, that valid input is accepted and invalid input refused, 405 + ``Allow`` for undocumented
+methods, …) in all its phases (examples, coverage, fuzzing, stateful sequences that follow the ids one
+response gives to the next request). It is derandomised (``--generation-deterministic``: Hypothesis's
+fixed seed, no example database), so a run is the same run every time; the number of examples per
+operation is bounded so that it takes a few tens of seconds. It talks to 127.0.0.1 only: both the
+document and the base URL are the local server's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.server import ServerProcess
+
+HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
+MAX_EXAMPLES = 50
+
+
+def test_the_running_server_matches_its_openapi_document(start_server: Any, tmp_path: Path) -> None:
+    server: ServerProcess = start_server(
+        # The operator role on, so that the operator queue is reached (X-Role is fuzzed: user is 403).
+        PARLEY_OPERATOR_HEADER_ENABLED="true",
+        # Turns of the scripted model end at once; a short maximum keeps any wait that does not short.
+        PARLEY_DEFAULT_WAIT="1",
+        PARLEY_MAX_WAIT="2",
+    )
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.lower().endswith("_proxy")  # nothing may route the run away from 127.0.0.1
+    }
+    env["SCHEMATHESIS_HOOKS"] = str(HOOKS)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "run",
+            f"{server.base_url}/openapi.json",
+            "--url",
+            server.base_url,
+            "--checks",
+            "all",
+            "--generation-deterministic",
+            "--max-examples",
+            str(MAX_EXAMPLES),
+            "--workers",
+            "1",
+            "--header",
+            "X-User-Id: alice",
+            "--request-timeout",
+            "30",
+            "--no-color",
+        ],
+        cwd=tmp_path,  # whatever Schemathesis writes stays in the test's directory
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    report = result.stdout + result.stderr
+    assert result.returncode == 0, report
+    # Every operation was reached, and every generated case passed every check.
+    operations = re.search(r"Selected: (\d+)/(\d+)", report)
+    assert operations is not None, report
+    assert operations[1] == operations[2], report
+    assert f"Tested: {operations[2]}" in report, report
+    counts = re.search(r"(\d+) generated, (\d+) passed", report)
+    assert counts is not None, report
+    assert counts[1] == counts[2], report
+    assert int(counts[1]) >= int(operations[2]) * MAX_EXAMPLES, report
+    # No request made the server log an unhandled error.
+    assert "Traceback" not in server.log(), server.log()
