@@ -56,7 +56,10 @@ class Settings(BaseSettings):
         "postgresql://user@host:port/db (scale-out).",
     )
     database_pool_size: int = Field(
-        default=10, ge=1, le=500, description="PostgreSQL: connections per process, per pool (store, saver)."
+        default=10,
+        ge=1,
+        le=500,
+        description="PostgreSQL: connections per process, per pool (store, checkpoints, job queue).",
     )
     migrate_on_start: bool = Field(
         default=True, description="Apply pending migrations at start-up (else run `parley migrate` first)."

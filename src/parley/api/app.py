@@ -1,5 +1,6 @@
-"""The app factory. Building the app touches nothing; its lifespan opens storage, loads the graph,
-starts the runner, and closes them all in reverse order on shutdown.
+"""The app factory. Building the app touches nothing; its lifespan opens storage, builds the runner (and,
+when this process runs turns itself, the model and the graph), starts it, and closes them all in reverse
+order on shutdown.
 """
 
 from __future__ import annotations

@@ -115,7 +115,8 @@ class InProcessRunner:
     async def stop(self, *, grace: float) -> None:
         """Stop taking turns; wait up to ``grace`` seconds for running ones, then cancel the rest.
 
-        A cancelled turn's message stays ``running`` in storage, which the next start resumes.
+        A cancelled turn's message goes back to ``queued`` without spending an attempt (``Store.release``;
+        it stays ``running`` if storage cannot be reached), and the next start runs it.
         """
         self._accepting = False
         tasks = list(self._tasks.values())

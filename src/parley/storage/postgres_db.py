@@ -114,7 +114,8 @@ class PostgresDatabase:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[_PostgresTx]:
-        """Reads in one transaction, so that they see one snapshot of the data."""
+        """Reads in one transaction (``READ COMMITTED``, PostgreSQL's default: each statement sees what was
+        committed when it started, not one snapshot for the whole block)."""
         async with self.transaction() as tx:
             yield tx
 
