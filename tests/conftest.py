@@ -114,21 +114,24 @@ _RUNS_TURNS = {"make_settings", "start_server", "make_deployment"}
 """Fixtures that start Parley with a runner: where the queue variant tests something of its own."""
 
 
+_ALLOWED_BY_MARKER = {
+    "sqlite_only": {"sqlite"},
+    "postgres_only": {"postgres", "queue"},
+    "inprocess_only": {"sqlite", "postgres"},
+    "queue_only": {"queue"},
+}
+
+
 def _unwanted(item: pytest.Item) -> bool:
     """Whether this backend variant of a test says nothing the others do not (see below)."""
     callspec = getattr(item, "callspec", None)
     param = callspec.params.get("backend") if callspec is not None else None
     if param is None:
         return False
-    if item.get_closest_marker("sqlite_only"):
-        return param != "sqlite"
-    if item.get_closest_marker("postgres_only"):
-        return param == "sqlite" or (param == "queue" and not _RUNS_TURNS & set(item.fixturenames))
-    if item.get_closest_marker("inprocess_only"):
-        return param == "queue"
-    if item.get_closest_marker("queue_only"):
-        return param != "queue"
-    # The queue variant differs only where turns run: a test that builds no app (the store's) is the
+    for marker, allowed in _ALLOWED_BY_MARKER.items():
+        if item.get_closest_marker(marker) and param not in allowed:
+            return True
+    # The queue variant differs only where turns run: a test that starts no runner (the store's) is the
     # PostgreSQL one again.
     return param == "queue" and not _RUNS_TURNS & set(item.fixturenames)
 

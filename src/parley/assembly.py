@@ -1,6 +1,6 @@
 """Building Parley's pieces from settings, shared by ``parley serve`` and ``parley worker``: the turn
-executor (model + graph + checkpointer + store + bus), the runner an API instance uses, and the guard
-that keeps a second in-process runner off a PostgreSQL database."""
+executor (model + graph + checkpointer + store + bus), the runner an API instance uses, and the lock
+that decides who may run turns on a PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from parley.runners.relay import PostgresRelay
 from parley.settings import Settings
 from parley.storage.factory import Storage
 
-# Held by the one process that runs turns in-process on a PostgreSQL database (any constant works).
-_INPROCESS_LOCK_KEY = 0x7061726C6569
+# Held exclusively by an in-process runner on a PostgreSQL database, shared by workers (any constant works).
+_RUNNER_LOCK_KEY = 0x7061726C6569
 
 
 def build_executor(settings: Settings, storage: Storage, bus: EventBus) -> TurnExecutor:
@@ -54,24 +54,34 @@ def build_executor(settings: Settings, storage: Storage, bus: EventBus) -> TurnE
     )
 
 
-async def hold_inprocess_lock(settings: Settings, stack: AsyncExitStack) -> None:
-    """On PostgreSQL, one process at most runs turns in-process: two would recover the same pending
-    messages and run their turns twice. Held on a connection of its own for the process's lifetime
-    (the server drops it when the process dies); ``ConfigurationError`` if another process holds it."""
+async def hold_runner_lock(settings: Settings, stack: AsyncExitStack, *, worker: bool) -> None:
+    """Who may run turns on a PostgreSQL database: one in-process runner alone, or any number of queue
+    workers — never both. Two in-process runners would each recover the same pending messages, and an
+    in-process runner beside workers would run a session's turns outside the queue's per-session lock;
+    either way turns would run twice. The in-process runner takes an advisory lock exclusively, each worker
+    shares it. Held on a connection of its own for the process's lifetime (the server drops it when the
+    process dies); ``ConfigurationError`` if the other kind holds it."""
     if settings.backend != "postgres":
-        return  # SQLite's lock file does the same (storage/sqlite_db.py)
+        return  # SQLite's lock file keeps a second process off the data (storage/sqlite_db.py)
     assert settings.database_url is not None
     conn: psycopg.AsyncConnection[Any] = await psycopg.AsyncConnection.connect(
         settings.database_url, autocommit=True
     )
     stack.push_async_callback(conn.close)
-    cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", (_INPROCESS_LOCK_KEY,))
+    take = "pg_try_advisory_lock_shared" if worker else "pg_try_advisory_lock"
+    cursor = await conn.execute(f"SELECT {take}(%s)".encode(), (_RUNNER_LOCK_KEY,))
     row = await cursor.fetchone()
-    if not row or not row[0]:
+    if row and row[0]:
+        return
+    if worker:
         raise ConfigurationError(
-            "another Parley process runs turns in-process on this database; to run several, use "
-            "`parley serve --runner queue` with `parley worker` processes"
+            "a `parley serve` runs turns in-process on this database; start it with `--runner queue` "
+            "before starting workers"
         )
+    raise ConfigurationError(
+        "another Parley process runs turns on this database (in-process, or `parley worker`s); to run "
+        "several, use `parley serve --runner queue` with `parley worker` processes"
+    )
 
 
 async def build_runner(
@@ -85,7 +95,7 @@ async def build_runner(
         stack.push_async_callback(relay.stop)
         app = queue_app(settings.database_url, pool_size=settings.database_pool_size)
         return QueueRunner(app=app, relay=relay), None
-    await hold_inprocess_lock(settings, stack)
+    await hold_runner_lock(settings, stack, worker=False)
     executor = build_executor(settings, storage, bus)
     return InProcessRunner(
         store=storage.store, executor=executor, max_concurrent=settings.max_concurrent_turns

@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     _storage_options(serve)
     worker = commands.add_parser("worker", help="run turns from the queue (needs PostgreSQL)")
     worker.add_argument("--concurrency", type=int, help="turns at once (PARLEY_WORKER_CONCURRENCY)")
+    worker.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="do not apply migrations at start (run `parley migrate` first; PARLEY_MIGRATE_ON_START=false)",
+    )
     worker.add_argument("--graph", help="package.module:attr of the graph (PARLEY_GRAPH)")
     worker.add_argument("--model", help="provider:model, or scripted (PARLEY_MODEL)")
     _storage_options(worker)
@@ -155,7 +160,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = _settings(args, migrate_on_start=False if args.no_migrate else None)
     if settings is None:
         return 2
     if settings.backend != "postgres":

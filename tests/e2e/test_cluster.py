@@ -253,12 +253,13 @@ def test_postgresql_restarted_under_load_loses_no_accepted_message(
         wait_until(lambda: len(accepted) >= 20, timeout=30, what="load before the restart")
         _pg_ctl("stop")
         try:
-            with httpx.Client(base_url=url, timeout=5) as client:
+            # /readyz itself may take the pool's 5 s to give up on the database while it is down.
+            with httpx.Client(base_url=url, timeout=15) as client:
                 wait_until(lambda: client.get("/readyz").status_code == 503, timeout=15, what="not ready")
                 not_ready_seen.set()
         finally:
             _pg_ctl("start")
-        with httpx.Client(base_url=url, timeout=5) as client:
+        with httpx.Client(base_url=url, timeout=15) as client:
             wait_until(lambda: client.get("/readyz").status_code == 200, timeout=60, what="ready again")
         before = len(accepted)
         wait_until(

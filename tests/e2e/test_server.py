@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.e2e.server import REPO, ServerProcess
+from tests.backends import Backend
+from tests.e2e.server import REPO, ServerProcess, parley_env, worker_process
 from tests.waiting import wait_until
 
 ALICE = {"X-User-Id": "alice"}
@@ -170,3 +172,33 @@ def test_refuses_to_start_with_a_graph_it_cannot_load(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "no 'messages' key" in result.stderr
+
+
+@pytest.mark.postgres_only
+@pytest.mark.inprocess_only
+def test_turns_on_one_postgresql_database_are_run_in_process_or_by_workers_never_both(
+    start_server: Any, backend: Backend, tmp_path: Path
+) -> None:
+    server: ServerProcess = start_server()
+    refused = subprocess.run(
+        [sys.executable, "-m", "parley.cli", "worker"],
+        env=parley_env(backend.env()),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "runs turns in-process on this database" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    second = ServerProcess(tmp_path / "second", env=backend.env())
+    with pytest.raises(RuntimeError, match="another Parley process runs turns on this database"):
+        second.start()
+    server.kill()
+    # Once the in-process server is gone, workers may start; and then an in-process server may not.
+    worker = worker_process(tmp_path / "w", env=backend.env()).start()
+    try:
+        third = ServerProcess(tmp_path / "third", env=backend.env())
+        with pytest.raises(RuntimeError, match="another Parley process runs turns on this database"):
+            third.start()
+    finally:
+        worker.kill()

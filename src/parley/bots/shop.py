@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from parley.storage.db import Row, Tx
+from parley.storage.db import POSTGRES, Row, Tx
 
 CATALOG: dict[str, float] = {"mug": 9.0, "t-shirt": 20.0, "sticker": 2.5, "notebook": 12.0, "hoodie": 45.0}
 
@@ -26,12 +26,20 @@ _SCHEMA = (
     "action_key TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL)",
 )
 
+_SCHEMA_LOCK_KEY = 0x70617273686F70  # any constant works ("parshop")
+
 ActionContext = dict[str, Any]
 """``key``, ``session_id``, ``user_id`` and ``now`` of the action being performed."""
 
 
 async def ensure_tables(tx: Tx) -> None:
     """Create the shop's tables if this database has none yet (cheap: ``IF NOT EXISTS``)."""
+    if tx.dialect is POSTGRES:
+        present = await tx.one("SELECT to_regclass('parley_refunds') IS NOT NULL AS present")
+        if present is not None and present["present"]:
+            return
+        # Two first actions at once would race in PostgreSQL's catalog (IF NOT EXISTS is not atomic there).
+        await tx.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK_KEY,))
     for statement in _SCHEMA:
         await tx.execute(statement)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 import sqlite3
 
+from parley.core.errors import StorageUnavailable
+
 # Exception class names of provider SDKs (openai, anthropic, httpx, groq, mistral …) that mean "try again",
 # matched by name so that Parley needs none of those packages installed to recognise them.
 _TRANSIENT_NAMES = frozenset(
@@ -20,6 +22,11 @@ _TRANSIENT_NAMES = frozenset(
         "RemoteProtocolError",
         "ReadTimeout",
         "ConnectTimeout",
+        # Database drivers (psycopg and its pool; PostgreSQL restarting, a dropped connection): the turn's
+        # checkpoint writes go through LangGraph's saver, which lets the driver's own errors through.
+        "OperationalError",
+        "InterfaceError",
+        "PoolTimeout",
     }
 )
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 429})
@@ -34,10 +41,10 @@ def _status_of(exc: BaseException) -> int | None:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for timeouts, rate limits, 5xx answers, dropped connections and a locked database."""
+    """True for timeouts, rate limits, 5xx answers, dropped connections, a locked or unreachable database."""
     if isinstance(exc, TimeoutError | ConnectionError):
         return True
-    if isinstance(exc, sqlite3.OperationalError):
+    if isinstance(exc, sqlite3.OperationalError | StorageUnavailable):
         return True
     status = _status_of(exc)
     if status is not None and (status in _TRANSIENT_STATUS or 500 <= status < 600):

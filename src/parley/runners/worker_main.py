@@ -9,7 +9,7 @@ import signal
 import socket
 from contextlib import AsyncExitStack
 
-from parley.assembly import build_executor
+from parley.assembly import build_executor, hold_runner_lock
 from parley.core.events import EventBus
 from parley.runners.queue import QueueWorker, queue_app
 from parley.runners.relay import PostgresRelay
@@ -36,6 +36,7 @@ async def run_worker(
             loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
         storage = await open_storage(settings, stack)
+        await hold_runner_lock(settings, stack, worker=True)
         bus = EventBus()
         executor = build_executor(settings, storage, bus)
         app = queue_app(settings.database_url, pool_size=settings.database_pool_size)

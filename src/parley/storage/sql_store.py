@@ -44,7 +44,9 @@ class SqlStore:
         """Raise ``StorageUnavailable`` unless the database answers with the latest schema."""
         version = await self._db.schema_version()
         latest = await self._db.latest_version()
-        if version != latest:
+        # A newer schema is fine: during a rolling deploy the release step migrates first, and instances of
+        # the previous release keep serving (migrations only add). An older one lacks what this code needs.
+        if version < latest:
             raise StorageUnavailable(f"Schema version {version}, expected {latest}; run `parley migrate`.")
 
     async def _write(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
