@@ -76,6 +76,13 @@ class PostgresDatabases:
             )
         return _url(name)
 
+    def create_empty(self) -> str:
+        """A fresh database with nothing in it (not migrated); its URL."""
+        name = f"{self._prefix}_{next(self._counter)}"
+        with self._admin() as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return _url(name)
+
     def drop(self, url: str) -> None:
         """Drop a database this run made (open connections are closed by force)."""
         name = url.rpartition("/")[2]

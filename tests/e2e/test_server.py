@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.backends import Backend
+from tests.backends import Backend, PostgresDatabases
 from tests.e2e.server import REPO, ServerProcess, parley_env, worker_process
 from tests.waiting import wait_until
 
@@ -202,3 +202,34 @@ def test_turns_on_one_postgresql_database_are_run_in_process_or_by_workers_never
             third.start()
     finally:
         worker.kill()
+
+
+@pytest.mark.postgres_only
+@pytest.mark.inprocess_only
+def test_an_instance_on_an_unmigrated_database_is_not_ready_until_parley_migrate(
+    postgres_databases: PostgresDatabases, backend: Backend, tmp_path: Path
+) -> None:
+    url = postgres_databases.create_empty()
+    env = {"PARLEY_DATABASE_URL": url, "PARLEY_RUNNER": "queue"}
+    server = ServerProcess(tmp_path / "data", env=env, command=None)
+    server.command = ["serve", "--port", str(server.port), "--no-migrate"]
+    server.ready_line = "parley ready"  # it serves, but must not say it is ready
+    try:
+        server.start()
+        with server.client() as client:
+            not_ready = client.get("/readyz")
+            assert not_ready.status_code == 503
+            assert "run `parley migrate`" in not_ready.json()["detail"]
+            migrated = subprocess.run(
+                [sys.executable, "-m", "parley.cli", "migrate"],
+                env=parley_env(env),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert migrated.returncode == 0, migrated.stderr
+            assert "schema version" in migrated.stdout
+            wait_until(lambda: client.get("/readyz").status_code == 200, what="ready once migrated")
+    finally:
+        server.kill()
+        postgres_databases.drop(url)
