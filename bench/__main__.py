@@ -1,4 +1,4 @@
-"""``python -m bench [latency|throughput|bounded ...] [--quick]``: run benchmarks, print ratios."""
+"""``python -m bench [latency|throughput|bounded|local|scaleout ...] [--quick]``: run benchmarks, print ratios."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from bench import bounded, latency, local_model, throughput
+from bench import bounded, latency, local_model, scaleout, throughput
 
 
 def main() -> None:
@@ -33,6 +34,8 @@ def main() -> None:
                 results[name] = local_model.run(workdir, rounds=2 if args.quick else 5)
             elif name == "bounded":
                 results[name] = bounded.run(workdir, turns=200 if args.quick else 1000)
+            elif name == "scaleout":
+                results[name] = scaleout.run(workdir, quick=args.quick)
             else:
                 parser.error(f"unknown benchmark {name!r}")
             results[name]["seconds"] = round(time.monotonic() - started, 1)
@@ -65,6 +68,37 @@ def main() -> None:
             f"bounded state: turn {r['turns']} / turn 10 = {r['ratio']:.2f} "
             f"({r['turn_1000_ms']:.2f} vs {r['turn_10_ms']:.2f} ms)  [target <= 1.3]"
         )
+    if "scaleout" in results:
+        _scaleout_summary(results["scaleout"])
+
+
+def _scaleout_summary(r: dict[str, Any]) -> None:
+    p, lat, tp, w, lock = r["pickup"], r["latency"], r["throughput"], r["workers"], r["saver_lock"]
+    print(
+        f"scaleout pickup (PostgreSQL, background): queue p50 {p['queue_pickup_p50_ms']:.2f} ms, "
+        f"p99 {p['queue_pickup_p99_ms']:.2f} ms vs in-process p50 {p['inprocess_pickup_p50_ms']:.2f} ms, "
+        f"p99 {p['inprocess_pickup_p99_ms']:.2f} ms; submit -> completed p50 {p['queue_completed_p50_ms']:.2f} "
+        f"vs {p['inprocess_completed_p50_ms']:.2f} ms  [target: queue p50 < 20 ms]"
+    )
+    print(
+        f"scaleout latency (PostgreSQL): p50 in-process graph {lat['in_process_p50_ms']:.2f} ms, endpoint "
+        f"{lat['endpoint_p50_ms']:.2f}, Parley {lat['parley_p50_ms']:.2f} (adds {lat['parley_adds_p50_ms']:.2f}), "
+        f"Parley + queue {lat['parley_queue_p50_ms']:.2f} (adds {lat['parley_queue_adds_p50_ms']:.2f})  "
+        "[target: adds < 5 ms]"
+    )
+    print(
+        f"scaleout throughput (PostgreSQL): Parley / endpoint = {tp['ratio']:.2f}, Parley + queue / endpoint = "
+        f"{tp['parley_queue_ratio']:.2f} ({tp['parley_turns_per_s']}, {tp['parley_queue_turns_per_s']} vs "
+        f"{tp['endpoint_turns_per_s']} turns/s)  [target: in-process >= 0.9]"
+    )
+    print(
+        f"scaleout workers: 2 workers / 1 worker = {w['ratio']:.2f} "
+        f"({w['two_workers_turns_per_s']} vs {w['one_worker_turns_per_s']} turns/s)"
+    )
+    print(
+        f"scaleout saver lock: no lock / lock = {lock['assistant_ratio']:.2f} with the assistant, "
+        f"{lock['one_node_ratio']:.2f} with a one-node graph ({lock['sessions']} concurrent sessions)"
+    )
 
 
 if __name__ == "__main__":
