@@ -8,12 +8,17 @@ notifications of other processes to local subscribers; cancels travel on ``parle
 A notification is a hint, not the record: ``done`` carries only the status (the waiter reads the row),
 and one missed while the listening connection was down is made good by a ``resync`` to every local
 subscriber after it reconnects. Storage, not the relay, is what holds the truth.
+
+Events waiting to be sent go out together, in one round trip: a turn publishes its held tokens in a
+burst just before its ``done`` (``core/usage.py``), and sent one at a time they would hold the ``done``
+— and the request waiting for it — one round trip per token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import uuid
@@ -33,6 +38,9 @@ CONTROL_CHANNEL = "parley_control"
 # PostgreSQL refuses payloads of 8000 bytes or more; events are far smaller, but a token could be long.
 _MAX_PAYLOAD_BYTES = 7900
 _RECONNECT_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+# Notifications sent in one round trip at most (one transaction: kept small).
+_MAX_BATCH = 500
+_NOTIFY = "SELECT pg_notify(%s, %s)"
 
 CancelHandler = Callable[[str], Awaitable[None]]
 
@@ -62,6 +70,9 @@ class PostgresRelay:
         self._receive = receive_events
         self._on_cancel = on_cancel
         self._origin = uuid.uuid4().hex[:12]
+        # PostgreSQL delivers a payload once per transaction however often it was sent in it, and a batch
+        # is one transaction: a sequence number keeps equal events (two equal tokens) apart.
+        self._sequence = itertools.count()
         self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._listening = asyncio.Event()
@@ -94,27 +105,31 @@ class PostgresRelay:
 
     async def send_cancel(self, message_id: str) -> None:
         """Ask whichever process runs ``message_id``'s turn to cancel it."""
-        self._outbox.put_nowait((CONTROL_CHANNEL, json.dumps({"o": self._origin, "m": message_id})))
+        event = {"o": self._origin, "n": next(self._sequence), "m": message_id}
+        self._outbox.put_nowait((CONTROL_CHANNEL, json.dumps(event)))
 
     def _tap(self, message_id: str, kind: str, data: Any) -> None:
-        payload = json.dumps({"o": self._origin, "m": message_id, "k": kind, "d": _portable(kind, data)})
+        event = {"o": self._origin, "n": next(self._sequence), "m": message_id, "k": kind}
+        payload = json.dumps({**event, "d": _portable(kind, data)})
         if len(payload.encode()) > _MAX_PAYLOAD_BYTES:
             # Too large to notify: say that something happened; the receiver reads the row if it cares.
-            payload = json.dumps({"o": self._origin, "m": message_id, "k": kind, "d": None})
+            payload = json.dumps({**event, "d": None})
         self._outbox.put_nowait((EVENTS_CHANNEL, payload))
 
     async def _send_forever(self) -> None:
         attempt = 0
-        pending: tuple[str, str] | None = None
+        batch: list[tuple[str, str]] = []
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
                     attempt = 0
                     while True:
-                        if pending is None:
-                            pending = await self._outbox.get()
-                        await conn.execute("SELECT pg_notify(%s, %s)", pending)
-                        pending = None
+                        if not batch:
+                            batch.append(await self._outbox.get())
+                        while len(batch) < _MAX_BATCH and not self._outbox.empty():
+                            batch.append(self._outbox.get_nowait())
+                        await _notify(conn, batch)
+                        batch = []
             except psycopg.Error as exc:
                 delay = _RECONNECT_SECONDS[min(attempt, len(_RECONNECT_SECONDS) - 1)]
                 attempt += 1
@@ -159,3 +174,13 @@ class PostgresRelay:
             await self._on_cancel(message_id)
         elif channel == EVENTS_CHANNEL:
             self._bus.deliver(message_id, str(event.get("k", "")), event.get("d"))
+
+
+async def _notify(conn: psycopg.AsyncConnection[Any], batch: list[tuple[str, str]]) -> None:
+    """Send ``(channel, payload)`` notifications in order, in one round trip (pipelined statements)."""
+    if len(batch) == 1:
+        await conn.execute(_NOTIFY, batch[0])
+        return
+    async with conn.pipeline():
+        for notification in batch:
+            await conn.execute(_NOTIFY, notification)
