@@ -8,6 +8,7 @@ writers of one session and nobody else.
 
 from __future__ import annotations
 
+import select
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -55,6 +56,24 @@ class _PostgresTx:
         return list(await cursor.fetchall())
 
 
+async def check_if_dropped(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The check a pool runs before handing out a connection: a round trip only when the server may
+    have dropped it.
+
+    An idle connection has nothing to read. A server that ends one (a restart, an administrator's
+    ``pg_terminate_backend``) says so and closes it, which makes its socket readable: then the usual
+    empty query finds out, and the pool replaces the connection. Asking every time cost a round trip
+    per transaction and per checkpoint call (bench/README.md). A connection lost without a word (a host
+    gone) is found by neither: TCP keepalives are for that.
+    """
+    if conn.closed:
+        raise psycopg.OperationalError("the connection is closed")
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN | select.POLLPRI)
+    if poller.poll(0):
+        await AsyncConnectionPool.check_connection(conn)
+
+
 _UNAVAILABLE = (psycopg.OperationalError, PoolTimeout, pg_errors.AdminShutdown)
 
 
@@ -71,7 +90,7 @@ class PostgresDatabase:
             open=False,
             kwargs={"autocommit": True, "row_factory": dict_row},
             # A connection the server dropped (a restart) is found out before it is handed out.
-            check=AsyncConnectionPool.check_connection,
+            check=check_if_dropped,
             name="parley",
         )
 
