@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -60,3 +61,23 @@ async def test_a_connection_the_server_dropped_is_not_handed_out(db: PostgresDat
         row = await tx.one("SELECT 1 AS one")
     assert row == {"one": 1}
     assert await _backend_pid(db) != pid
+
+
+async def test_one_statement_refuses_a_second_statement(db: PostgresDatabase) -> None:
+    """Outside a transaction the first statement has committed before the second runs: the two would not
+    be atomic together, so the second is refused rather than run."""
+    async with db.one_statement(writes=True) as tx:
+        assert await tx.one("SELECT 1 AS one") == {"one": 1}
+        with pytest.raises(RuntimeError, match="second statement"):
+            await tx.one("SELECT 2 AS two")
+
+
+async def test_one_statement_runs_outside_a_transaction(db: PostgresDatabase) -> None:
+    """What makes it cheaper: no ``BEGIN``/``COMMIT`` around the statement."""
+
+    async def status() -> Any:
+        async with db.one_statement(writes=False) as tx:
+            return await tx.one("SELECT now() = statement_timestamp() AS outside")
+
+    # Inside a transaction now() is the transaction's start, before the statement's own timestamp.
+    assert await status() == {"outside": True}

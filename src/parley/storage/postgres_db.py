@@ -32,27 +32,39 @@ def _pg(sql: str) -> bytes:
 
 
 class _PostgresTx:
-    """Statements on one pooled connection inside one transaction."""
+    """Statements on one pooled connection inside one transaction — or, with ``single``, one statement
+    in autocommit mode, and no second one."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_ran", "_single")
 
-    def __init__(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> None:
+    def __init__(self, conn: psycopg.AsyncConnection[dict[str, Any]], *, single: bool = False) -> None:
         self._conn = conn
+        self._single = single
+        self._ran = False
 
     @property
     def dialect(self) -> Dialect:
         return POSTGRES
 
+    async def _run(self, sql: str, params: Params) -> psycopg.AsyncCursor[dict[str, Any]]:
+        if self._single:
+            if self._ran:
+                # Outside a transaction the first statement has committed already: a second one would
+                # not be atomic with it.
+                raise RuntimeError("one_statement() ran a second statement; use transaction()")
+            self._ran = True
+        return await self._conn.execute(_pg(sql), params)
+
     async def execute(self, sql: str, params: Params = ()) -> int:
-        cursor = await self._conn.execute(_pg(sql), params)
+        cursor = await self._run(sql, params)
         return cursor.rowcount
 
     async def one(self, sql: str, params: Params = ()) -> Row | None:
-        cursor = await self._conn.execute(_pg(sql), params)
+        cursor = await self._run(sql, params)
         return await cursor.fetchone()
 
     async def all(self, sql: str, params: Params = ()) -> list[Row]:
-        cursor = await self._conn.execute(_pg(sql), params)
+        cursor = await self._run(sql, params)
         return list(await cursor.fetchall())
 
 
@@ -136,6 +148,18 @@ class PostgresDatabase:
         """Reads in one transaction, so that they see one snapshot of the data."""
         async with self.transaction() as tx:
             yield tx
+
+    @asynccontextmanager
+    async def one_statement(self, *, writes: bool) -> AsyncIterator[_PostgresTx]:
+        """One statement (a read or a write alike) on a pooled connection in autocommit mode: atomic by
+        itself, in one round trip where a transaction takes three."""
+        try:
+            async with self._pool.connection() as conn:
+                yield _PostgresTx(conn, single=True)
+        except pg_errors.UniqueViolation as exc:
+            raise Duplicate(str(exc)) from exc
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable("Storage is temporarily unavailable; retry.") from exc
 
     async def schema_version(self) -> int:
         """The highest migration applied (0 before any)."""
