@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from parley.runners.queue import defer, queue_app
 from parley.storage.postgres_db import PostgresDatabase
 from tests.backends import ADMIN_URL, Backend
 
@@ -81,3 +82,20 @@ async def test_one_statement_runs_outside_a_transaction(db: PostgresDatabase) ->
 
     # Inside a transaction now() is the transaction's start, before the statement's own timestamp.
     assert await status() == {"outside": True}
+
+
+async def test_the_job_queue_defers_a_job_in_one_statement(backend: Backend) -> None:
+    """procrastinate's statements are one function call each: its pooled connections are in autocommit
+    mode and checked like Parley's, so a defer is that statement alone — no BEGIN, no COMMIT and no
+    check query around it (four round trips where one does)."""
+    assert backend.database_url is not None
+    app = queue_app(backend.database_url, pool_size=1)
+    async with app.open_async():
+        pool: Any = app.connector.pool
+        async with pool.connection() as conn:
+            pid = conn.info.backend_pid
+        await defer(app, "session-1")
+        assert "procrastinate_defer_jobs_v1" in str(_last_query(pid))
+        async with pool.connection():  # checked again before it is handed out: still nothing run
+            pass
+        assert "procrastinate_defer_jobs_v1" in str(_last_query(pid))
