@@ -3,6 +3,7 @@ reports use."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -206,6 +207,7 @@ class PostgresDatabases:
         self._admin_url = _loopback(admin_url)
         self._prefix = f"parley_bench_{os.getpid()}"
         self._template: str | None = None
+        self._made = itertools.count(1)
 
     def url(self, name: str) -> str:
         base, _, _ = self._admin_url.rpartition("/")
@@ -241,7 +243,7 @@ class PostgresDatabases:
                 stdout=subprocess.DEVNULL,
             )
             self._template = template
-        full = f"{self._prefix}_{name}"
+        full = f"{self._prefix}_{next(self._made)}_{name}"
         self._admin(
             sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
                 sql.Identifier(full), sql.Identifier(self._template)

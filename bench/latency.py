@@ -29,8 +29,19 @@ SESSIONS = 10
 WARMUP = 30
 
 
+def _text(i: int, reply_words: int | None) -> str:
+    if reply_words is None:
+        return f"message {i}"  # the scripted model echoes it: a reply of three tokens
+    return "[[reply:" + " ".join(f"word{i}-{w}" for w in range(reply_words)) + "]]"
+
+
 async def _measure(
-    *, graph_storage: Path | str, endpoint_url: str, parleys: dict[str, str], turns: int
+    *,
+    graph_storage: Path | str,
+    endpoint_url: str,
+    parleys: dict[str, str],
+    turns: int,
+    reply_words: int | None = None,
 ) -> dict[str, list[float]]:
     timings: dict[str, list[float]] = {"in_process": [], "endpoint": [], **{name: [] for name in parleys}}
     # The same graph as Parley's: the store serves the assistant's tools, bound to the model.
@@ -44,7 +55,7 @@ async def _measure(
             threads = [str(uuid.uuid4()) for _ in range(SESSIONS)]
             parley_sessions: dict[str, list[str]] = {name: [] for name in parleys}
             for i in range(turns + WARMUP):
-                text = f"message {i}"
+                text = _text(i, reply_words)
                 session = i % SESSIONS
                 took: dict[str, float] = {}
 
@@ -99,8 +110,11 @@ def _report(timings: dict[str, list[float]], *, turns: int) -> dict[str, Any]:
     return result
 
 
-def run(workdir: Path, *, turns: int, databases: PostgresDatabases | None = None) -> dict[str, Any]:
-    """On SQLite files under ``workdir``; or, given ``databases``, on PostgreSQL, with both runners."""
+def run(
+    workdir: Path, *, turns: int, databases: PostgresDatabases | None = None, reply_words: int | None = None
+) -> dict[str, Any]:
+    """On SQLite files under ``workdir``; or, given ``databases``, on PostgreSQL, with both runners. With
+    ``reply_words``, every turn's reply is that many tokens (the scripted model's ``[[reply:…]]``)."""
     with ExitStack() as stack:
         graph_storage: Path | str
         if databases is None:
@@ -119,6 +133,16 @@ def run(workdir: Path, *, turns: int, databases: PostgresDatabases | None = None
                 "parley_queue": stack.enter_context(queue).url,
             }
         timings = asyncio.run(
-            _measure(graph_storage=graph_storage, endpoint_url=endpoint.url, parleys=parleys, turns=turns)
+            _measure(
+                graph_storage=graph_storage,
+                endpoint_url=endpoint.url,
+                parleys=parleys,
+                turns=turns,
+                reply_words=reply_words,
+            )
         )
-    return {"backend": "sqlite" if databases is None else "postgres", **_report(timings, turns=turns)}
+    return {
+        "backend": "sqlite" if databases is None else "postgres",
+        "reply_tokens": reply_words or 3,
+        **_report(timings, turns=turns),
+    }

@@ -6,7 +6,8 @@
    message row: the API's clock when it accepted the message, the runner's when the turn started
    (``mark_running``) — one machine, one clock. Also submit → completed (``finished_at``).
 2. **Inline turns on PostgreSQL**: bench/latency.py and bench/throughput.py with their PostgreSQL
-   contenders (the minimal endpoint on the same saver; Parley in-process; Parley with the queue).
+   contenders (the minimal endpoint on the same saver; Parley in-process; Parley with the queue); the
+   latency once more with replies of 200 tokens.
 3. **One worker against two**: two queue deployments, one API instance each, taking the same load in
    rotating blocks (bench/throughput.py's ``measure``).
 4. **The saver's lock**: LangGraph's ``AsyncPostgresSaver`` guards every call with one ``asyncio.Lock``;
@@ -46,6 +47,9 @@ PICKUP_SESSIONS = 10
 # One message every 75 ms, alternating between the two deployments: a turn here takes 15-40 ms, so each
 # message finds its runner idle (the report counts those that did not).
 PICKUP_INTERVAL_SECONDS = 0.075
+# A reply of this many tokens, as a model writes them: the assistant holds them back and publishes them
+# in a burst just before the turn's end (a queue turn's done crosses processes behind them).
+LONG_REPLY_WORDS = 200
 LOCK_SESSIONS = 16
 LOCK_BLOCKS = 8
 
@@ -283,6 +287,9 @@ def run(workdir: Path, *, quick: bool = False) -> dict[str, Any]:
         stages = {
             "pickup": lambda: pickup(workdir, databases, messages=40 if quick else 200),
             "latency": lambda: latency.run(workdir, turns=60 if quick else 300, databases=databases),
+            "latency_long_reply": lambda: latency.run(
+                workdir, turns=30 if quick else 100, databases=databases, reply_words=LONG_REPLY_WORDS
+            ),
             "throughput": lambda: (
                 throughput.run(workdir, sessions=40, per_session=5, databases=databases)
                 if quick
