@@ -69,3 +69,19 @@ async def test_events_of_several_messages_keep_their_order_per_message(
     assert [e.data["step"] for e in got_a[:-1]] == list(range(50))
     assert [e.data["step"] for e in got_b[:-1]] == list(range(50))
     assert (got_a[-1].data, got_b[-1].data) == ({"status": "completed"}, {"status": "failed"})
+
+
+async def test_events_are_packed_within_postgresqls_payload_limit(relays: tuple[EventBus, EventBus]) -> None:
+    """Many events share a notification, but none may reach 8000 bytes (PostgreSQL refuses it, and the
+    relay would retry it for ever); an event too large by itself still says that it happened."""
+    worker_bus, api_bus = relays
+    async with api_bus.subscribe("m-1") as events:
+        for i in range(100):
+            worker_bus.publish("m-1", "token", {"text": f"{i:04d}" + "x" * 996, "node": "agent"})
+        worker_bus.publish("m-1", "token", {"text": "y" * 10_000, "node": "agent"})
+        worker_bus.publish("m-1", "done", {"status": "completed"})
+        received = await _until_done(events)
+    texts = [e.data["text"][:4] for e in received[:100]]
+    assert texts == [f"{i:04d}" for i in range(100)]
+    assert (received[100].kind, received[100].data) == ("token", None)
+    assert received[101].data == {"status": "completed"}
