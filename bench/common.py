@@ -192,7 +192,8 @@ def baseline_server(db: Path | str) -> Server:
     )
 
 
-def _loopback(url: str) -> str:
+def loopback(url: str) -> str:
+    """``url``, if it names this machine; else ``ValueError`` (benchmarks send traffic nowhere else)."""
     host = urlsplit(url).hostname
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError(f"benchmarks talk to 127.0.0.1 only, not {host!r} ({url})")
@@ -204,7 +205,7 @@ class PostgresDatabases:
     ``parley migrate``, a clone of it per deployment, all dropped when the block ends."""
 
     def __init__(self, admin_url: str = ADMIN_DATABASE_URL) -> None:
-        self._admin_url = _loopback(admin_url)
+        self._admin_url = loopback(admin_url)
         self._prefix = f"parley_bench_{os.getpid()}"
         self._template: str | None = None
         self._made = itertools.count(1)

@@ -8,8 +8,8 @@
 2. **Inline turns on PostgreSQL**: bench/latency.py and bench/throughput.py with their PostgreSQL
    contenders (the minimal endpoint on the same saver; Parley in-process; Parley with the queue); the
    latency once more with replies of 200 tokens.
-3. **One worker against two**: two queue deployments, one API instance each, taking the same load in
-   rotating blocks (bench/throughput.py's ``measure``).
+3. **One worker against two**: one API instance (queue runner) with one worker, and the same with a
+   second worker started beside it, taking bench/throughput.py's load in one-two-two-one blocks.
 4. **The saver's lock**: LangGraph's ``AsyncPostgresSaver`` guards every call with one ``asyncio.Lock``;
    Parley replaces it with a no-op because each call takes its own pooled connection
    (storage/checkpointer.py). Here both savers share one pool, and 16 sessions run concurrently in this
@@ -37,7 +37,15 @@ from psycopg.rows import dict_row
 
 from bench import latency, throughput
 from bench.baseline_app import storage
-from bench.common import PostgresDatabases, Worker, parley_deployment, percentile, poll
+from bench.common import (
+    ADMIN_DATABASE_URL,
+    PostgresDatabases,
+    Worker,
+    loopback,
+    parley_deployment,
+    percentile,
+    poll,
+)
 from parley.bots.assistant import build_graph
 from parley.core.context import GraphContext
 from parley.models.scripted import ScriptedChatModel
@@ -279,6 +287,15 @@ async def _saver_lock(url: str, *, turns_per_block: int) -> dict[str, Any]:
 
 def saver_lock(databases: PostgresDatabases, *, turns_per_block: int) -> dict[str, Any]:
     return asyncio.run(_saver_lock(databases.create("saver_lock"), turns_per_block=turns_per_block))
+
+
+def postgres_missing() -> str | None:
+    """Why the PostgreSQL these benchmarks use cannot be reached, or None if it can."""
+    try:
+        with psycopg.connect(loopback(ADMIN_DATABASE_URL), connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return f"no PostgreSQL at {ADMIN_DATABASE_URL} ({str(exc).strip().splitlines()[0]})"
 
 
 def run(workdir: Path, *, quick: bool = False) -> dict[str, Any]:
