@@ -26,24 +26,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
 import procrastinate.exceptions
 import procrastinate.jobs
+import procrastinate.worker
+import psycopg
 from procrastinate.exceptions import AlreadyEnqueued
+from psycopg_pool import AsyncConnectionPool
 
 from parley.core.errors import StorageUnavailable, first_line
 from parley.core.ports import Store
 from parley.runners.relay import PostgresRelay
 from parley.runners.turn_tasks import TurnTasks
+from parley.storage.postgres_db import check_if_dropped
 from parley.storage.rows import timestamp
 
 logger = logging.getLogger(__name__)
 
 TASK_NAME = "parley.run_session"
 _LOCK_PREFIX = "parley-session:"
+# A queue worker that ran this long before it stopped is started again without the backoff of earlier stops.
+_WORKED_SECONDS = 30.0
 # A message this fresh may still be between its commit and its job's deferral: the sweep leaves it be.
 _SWEEP_GRACE_SECONDS = 2.0
 
@@ -65,10 +72,29 @@ async def _run_session(context: procrastinate.JobContext, session_id: str) -> No
     await worker.drain(session_id)
 
 
+def _pool(**options: Any) -> AsyncConnectionPool[Any]:
+    """procrastinate's connection pool, built as Parley's own: every statement procrastinate runs is one
+    call of its SQL functions, atomic by itself, so its connections are in autocommit mode (by default
+    each statement took BEGIN and COMMIT round trips besides); and the pool asks the server before
+    handing one out only when it may have dropped it (``check_if_dropped``; procrastinate asks every
+    time). Together a defer, a fetch or a finish was four round trips and is now one."""
+    options["check"] = check_if_dropped
+    # Not through the pool's connection kwargs: procrastinate opens its listening connection with those
+    # and autocommit=True of its own, which would then be given twice.
+    options["configure"] = _autocommit
+    return AsyncConnectionPool(**options)
+
+
+async def _autocommit(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.set_autocommit(True)
+
+
 def queue_app(url: str, *, pool_size: int) -> procrastinate.App:
     """The procrastinate app on ``url``, with the session task registered (not opened)."""
     app = procrastinate.App(
-        connector=procrastinate.PsycopgConnector(conninfo=url, min_size=1, max_size=pool_size)
+        connector=procrastinate.PsycopgConnector(
+            conninfo=url, min_size=1, max_size=pool_size, pool_factory=_pool
+        )
     )
     # A job fails only when storage does (a turn's own failures end in its message); retry it with backoff.
     # Past the last retry the sweep defers the session again, so nothing is given up for good.
@@ -86,6 +112,26 @@ async def defer(app: procrastinate.App, session_id: str) -> None:
     lock = session_lock(session_id)
     with contextlib.suppress(AlreadyEnqueued):
         await app.configure_task(TASK_NAME, lock=lock, queueing_lock=lock).defer_async(session_id=session_id)
+
+
+class _SupervisedWorker(procrastinate.worker.Worker):
+    """procrastinate's worker, with its side tasks (the job listener, the heartbeat) watched for its
+    whole life.
+
+    procrastinate watches them only until the first one returns, and its periodic deferrer returns at
+    once when no periodic task is registered (Parley has none): a listener that died later with its
+    connection (the database restarted) went unnoticed, and the worker went on finding jobs only by
+    polling, seconds late, until the process was restarted (procrastinate issue #1597). Here a side task
+    that fails, whenever it fails, stops the worker, and ``QueueWorker.run`` starts it again, listening.
+    """
+
+    async def _monitor_side_tasks(self, side_tasks: list[asyncio.Task[Any]]) -> None:
+        pending = set(side_tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if any(not task.cancelled() and task.exception() is not None for task in done):
+                await super()._monitor_side_tasks(list(done))  # logs the failure, stops the worker
+                return
 
 
 class QueueRunner:
@@ -173,8 +219,11 @@ class QueueWorker:
         backoff = 0.5
         try:
             while not stop.is_set():
+                started = time.monotonic()
                 worker = asyncio.create_task(self._work(), name="parley-worker")
                 await asyncio.wait({worker, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if time.monotonic() - started > _WORKED_SECONDS:
+                    backoff = 0.5  # it had been working: this is a new outage, not the same one again
                 if not worker.done():
                     worker.cancel()  # stop is set: procrastinate gives running jobs the grace period
                     with contextlib.suppress(asyncio.CancelledError):
@@ -195,7 +244,10 @@ class QueueWorker:
                 await sweeper
 
     async def _work(self) -> None:
-        await self._app.run_worker_async(
+        # What app.run_worker_async does, with procrastinate's worker replaced by the supervised one (the
+        # app's tasks are registered in code: there are no import paths to import first).
+        worker = _SupervisedWorker(
+            app=self._app,
             name=self._name,
             concurrency=self._concurrency,
             listen_notify=True,
@@ -208,6 +260,7 @@ class QueueWorker:
             update_heartbeat_interval=max(0.5, self._stalled / 5),
             stalled_worker_timeout=self._stalled,
         )
+        await worker.run()  # type: ignore[no-untyped-call] # procrastinate leaves it unannotated
 
     async def _sweep_forever(self) -> None:
         interval = max(0.5, self._stalled / 3)

@@ -8,12 +8,18 @@ notifications of other processes to local subscribers; cancels travel on ``parle
 A notification is a hint, not the record: ``done`` carries only the status (the waiter reads the row),
 and one missed while the listening connection was down is made good by a ``resync`` to every local
 subscriber after it reconnects. Storage, not the relay, is what holds the truth.
+
+Events waiting to be sent go out together: as many as fit in one notification (a JSON list), and the
+notifications in one round trip. A turn publishes its held tokens in a burst just before its ``done``
+(``core/usage.py``); sent one at a time they held the ``done`` — and the request waiting for it — one
+round trip per token, and every API instance received one notification per token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import uuid
@@ -32,7 +38,12 @@ EVENTS_CHANNEL = "parley_events"
 CONTROL_CHANNEL = "parley_control"
 # PostgreSQL refuses payloads of 8000 bytes or more; events are far smaller, but a token could be long.
 _MAX_PAYLOAD_BYTES = 7900
+# What a notification adds around its events: {"o": origin, "n": sequence, "e": [...]}.
+_ENVELOPE_BYTES = 64
 _RECONNECT_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+# Notifications sent in one round trip at most (one transaction: kept small).
+_MAX_BATCH = 500
+_NOTIFY = "SELECT pg_notify(%s, %s)"
 
 CancelHandler = Callable[[str], Awaitable[None]]
 
@@ -62,6 +73,10 @@ class PostgresRelay:
         self._receive = receive_events
         self._on_cancel = on_cancel
         self._origin = uuid.uuid4().hex[:12]
+        # PostgreSQL delivers a payload once per transaction however often it was sent in it, and a batch
+        # is one transaction: a sequence number keeps equal notifications apart.
+        self._sequence = itertools.count()
+        # (channel, one event as JSON): packed into notifications when sent.
         self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._listening = asyncio.Event()
@@ -94,27 +109,46 @@ class PostgresRelay:
 
     async def send_cancel(self, message_id: str) -> None:
         """Ask whichever process runs ``message_id``'s turn to cancel it."""
-        self._outbox.put_nowait((CONTROL_CHANNEL, json.dumps({"o": self._origin, "m": message_id})))
+        self._outbox.put_nowait((CONTROL_CHANNEL, json.dumps({"m": message_id})))
 
     def _tap(self, message_id: str, kind: str, data: Any) -> None:
-        payload = json.dumps({"o": self._origin, "m": message_id, "k": kind, "d": _portable(kind, data)})
-        if len(payload.encode()) > _MAX_PAYLOAD_BYTES:
+        event = json.dumps({"m": message_id, "k": kind, "d": _portable(kind, data)})
+        if len(event) > _MAX_PAYLOAD_BYTES - _ENVELOPE_BYTES:  # ASCII: json.dumps escapes the rest
             # Too large to notify: say that something happened; the receiver reads the row if it cares.
-            payload = json.dumps({"o": self._origin, "m": message_id, "k": kind, "d": None})
-        self._outbox.put_nowait((EVENTS_CHANNEL, payload))
+            event = json.dumps({"m": message_id, "k": kind, "d": None})
+        self._outbox.put_nowait((EVENTS_CHANNEL, event))
+
+    def _pack(self, batch: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The events of ``batch`` as ``(channel, payload)`` notifications, in order: consecutive events
+        of a channel share a notification as long as it stays under PostgreSQL's limit."""
+        notifications: list[tuple[str, str]] = []
+        channel = ""
+        events: list[str] = []
+        size = _ENVELOPE_BYTES
+        for event_channel, event in [*batch, ("", "")]:  # the last, empty, sends what is left
+            if events and (event_channel != channel or size + len(event) + 2 > _MAX_PAYLOAD_BYTES):
+                envelope = f'{{"o": "{self._origin}", "n": {next(self._sequence)}, "e": ['
+                notifications.append((channel, envelope + ", ".join(events) + "]}"))
+                events, size = [], _ENVELOPE_BYTES
+            channel = event_channel
+            events.append(event)
+            size += len(event) + 2  # and ", " before the next
+        return notifications
 
     async def _send_forever(self) -> None:
         attempt = 0
-        pending: tuple[str, str] | None = None
+        batch: list[tuple[str, str]] = []
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
                     attempt = 0
                     while True:
-                        if pending is None:
-                            pending = await self._outbox.get()
-                        await conn.execute("SELECT pg_notify(%s, %s)", pending)
-                        pending = None
+                        if not batch:
+                            batch.append(await self._outbox.get())
+                        while len(batch) < _MAX_BATCH and not self._outbox.empty():
+                            batch.append(self._outbox.get_nowait())
+                        await _notify(conn, self._pack(batch))
+                        batch = []
             except psycopg.Error as exc:
                 delay = _RECONNECT_SECONDS[min(attempt, len(_RECONNECT_SECONDS) - 1)]
                 attempt += 1
@@ -149,13 +183,29 @@ class PostgresRelay:
 
     async def _received(self, channel: str, payload: str) -> None:
         try:
-            event = json.loads(payload)
+            notification = json.loads(payload)
         except ValueError:
             return
-        if not isinstance(event, dict) or event.get("o") == self._origin:
+        if not isinstance(notification, dict) or notification.get("o") == self._origin:
             return  # ours: already delivered here
-        message_id = str(event.get("m", ""))
-        if channel == CONTROL_CHANNEL and self._on_cancel is not None:
-            await self._on_cancel(message_id)
-        elif channel == EVENTS_CHANNEL:
-            self._bus.deliver(message_id, str(event.get("k", "")), event.get("d"))
+        events = notification.get("e")
+        for event in events if isinstance(events, list) else []:
+            if not isinstance(event, dict):
+                continue
+            message_id = str(event.get("m", ""))
+            if channel == CONTROL_CHANNEL and self._on_cancel is not None:
+                await self._on_cancel(message_id)
+            elif channel == EVENTS_CHANNEL:
+                self._bus.deliver(message_id, str(event.get("k", "")), event.get("d"))
+
+
+async def _notify(conn: psycopg.AsyncConnection[Any], batch: list[tuple[str, str]]) -> None:
+    """Send ``(channel, payload)`` notifications in order, in one round trip (pipelined statements)."""
+    if not batch:
+        return
+    if len(batch) == 1:
+        await conn.execute(_NOTIFY, batch[0])
+        return
+    async with conn.pipeline():
+        for notification in batch:
+            await conn.execute(_NOTIFY, notification)

@@ -16,6 +16,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from parley.storage.postgres_db import check_if_dropped
+
 # Instances starting together run the saver's own migrations one at a time (any constant works).
 _SETUP_LOCK_KEY = 0x7061726C6563
 
@@ -65,7 +67,7 @@ async def postgres_checkpointer(
         max_size=max_size,
         open=False,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
-        check=AsyncConnectionPool.check_connection,
+        check=check_if_dropped,
         name="parley-checkpoints",
     )
     await pool.open(wait=True, timeout=10.0)

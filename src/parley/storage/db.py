@@ -74,6 +74,11 @@ class Database(Protocol):
     def read(self) -> AbstractAsyncContextManager[Tx]:
         """Statements that only read (one consistent snapshot where the dialect gives one)."""
 
+    def one_statement(self, *, writes: bool) -> AbstractAsyncContextManager[Tx]:
+        """Exactly one statement (``writes``: one that changes rows). A statement is atomic by itself,
+        so where a transaction costs round trips (PostgreSQL: ``BEGIN`` and ``COMMIT``) it runs without
+        one; errors become Parley's as in ``transaction``."""
+
     async def schema_version(self) -> int:
         """The highest migration applied."""
 

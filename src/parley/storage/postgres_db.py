@@ -8,6 +8,7 @@ writers of one session and nobody else.
 
 from __future__ import annotations
 
+import select
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -31,28 +32,58 @@ def _pg(sql: str) -> bytes:
 
 
 class _PostgresTx:
-    """Statements on one pooled connection inside one transaction."""
+    """Statements on one pooled connection inside one transaction — or, with ``single``, one statement
+    in autocommit mode, and no second one."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_ran", "_single")
 
-    def __init__(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> None:
+    def __init__(self, conn: psycopg.AsyncConnection[dict[str, Any]], *, single: bool = False) -> None:
         self._conn = conn
+        self._single = single
+        self._ran = False
 
     @property
     def dialect(self) -> Dialect:
         return POSTGRES
 
+    async def _run(self, sql: str, params: Params) -> psycopg.AsyncCursor[dict[str, Any]]:
+        if self._single:
+            if self._ran:
+                # Outside a transaction the first statement has committed already: a second one would
+                # not be atomic with it.
+                raise RuntimeError("one_statement() ran a second statement; use transaction()")
+            self._ran = True
+        return await self._conn.execute(_pg(sql), params)
+
     async def execute(self, sql: str, params: Params = ()) -> int:
-        cursor = await self._conn.execute(_pg(sql), params)
+        cursor = await self._run(sql, params)
         return cursor.rowcount
 
     async def one(self, sql: str, params: Params = ()) -> Row | None:
-        cursor = await self._conn.execute(_pg(sql), params)
+        cursor = await self._run(sql, params)
         return await cursor.fetchone()
 
     async def all(self, sql: str, params: Params = ()) -> list[Row]:
-        cursor = await self._conn.execute(_pg(sql), params)
+        cursor = await self._run(sql, params)
         return list(await cursor.fetchall())
+
+
+async def check_if_dropped(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The check a pool runs before handing out a connection: a round trip only when the server may
+    have dropped it.
+
+    An idle connection has nothing to read. A server that ends one (a restart, an administrator's
+    ``pg_terminate_backend``) says so and closes it, which makes its socket readable: then the usual
+    empty query finds out, and the pool replaces the connection. Asking every time cost a round trip
+    per transaction and per checkpoint call (bench/README.md). A connection lost without a word (a host
+    gone) is found by neither: TCP keepalives are for that.
+    """
+    if conn.closed:
+        raise psycopg.OperationalError("the connection is closed")
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN | select.POLLPRI)
+    if poller.poll(0):
+        await AsyncConnectionPool.check_connection(conn)
 
 
 _UNAVAILABLE = (psycopg.OperationalError, PoolTimeout, pg_errors.AdminShutdown)
@@ -71,7 +102,7 @@ class PostgresDatabase:
             open=False,
             kwargs={"autocommit": True, "row_factory": dict_row},
             # A connection the server dropped (a restart) is found out before it is handed out.
-            check=AsyncConnectionPool.check_connection,
+            check=check_if_dropped,
             name="parley",
         )
 
@@ -118,6 +149,18 @@ class PostgresDatabase:
         committed when it started, not one snapshot for the whole block)."""
         async with self.transaction() as tx:
             yield tx
+
+    @asynccontextmanager
+    async def one_statement(self, *, writes: bool) -> AsyncIterator[_PostgresTx]:
+        """One statement (a read or a write alike) on a pooled connection in autocommit mode: atomic by
+        itself, in one round trip where a transaction takes three."""
+        try:
+            async with self._pool.connection() as conn:
+                yield _PostgresTx(conn, single=True)
+        except pg_errors.UniqueViolation as exc:
+            raise Duplicate(str(exc)) from exc
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable("Storage is temporarily unavailable; retry.") from exc
 
     async def schema_version(self) -> int:
         """The highest migration applied (0 before any)."""

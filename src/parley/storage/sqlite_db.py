@@ -14,7 +14,7 @@ from __future__ import annotations
 import fcntl
 import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import IO
 
@@ -154,6 +154,11 @@ class SqliteDatabase:
             yield _SqliteTx(conn)
         except sqlite3.OperationalError as exc:
             raise StorageUnavailable("Storage is temporarily unavailable; retry.") from exc
+
+    def one_statement(self, *, writes: bool) -> AbstractAsyncContextManager[_SqliteTx]:
+        """One statement: as ``transaction()`` if it writes, else as ``read()`` — inline on a local file a
+        transaction costs microseconds, so there is nothing to save here."""
+        return self.transaction() if writes else self.read()
 
     async def schema_version(self) -> int:
         """The highest migration applied."""
