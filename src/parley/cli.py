@@ -29,6 +29,18 @@ def _storage_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
 
+def _runtime_options(parser: argparse.ArgumentParser) -> None:
+    """What a process that runs (or serves) turns takes besides storage: migrations, graph, model."""
+    parser.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="do not apply migrations at start (run `parley migrate` first; PARLEY_MIGRATE_ON_START=false)",
+    )
+    parser.add_argument("--graph", help="package.module:attr of the graph (PARLEY_GRAPH)")
+    parser.add_argument("--model", help="provider:model, or scripted (PARLEY_MODEL)")
+    _storage_options(parser)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parley", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -40,24 +52,10 @@ def _parser() -> argparse.ArgumentParser:
         choices=["inprocess", "queue"],
         help="run turns in this process, or leave them to `parley worker` processes (PARLEY_RUNNER)",
     )
-    serve.add_argument(
-        "--no-migrate",
-        action="store_true",
-        help="do not apply migrations at start (run `parley migrate` first; PARLEY_MIGRATE_ON_START=false)",
-    )
-    serve.add_argument("--graph", help="package.module:attr of the graph (PARLEY_GRAPH)")
-    serve.add_argument("--model", help="provider:model, or scripted (PARLEY_MODEL)")
-    _storage_options(serve)
+    _runtime_options(serve)
     worker = commands.add_parser("worker", help="run turns from the queue (needs PostgreSQL)")
     worker.add_argument("--concurrency", type=int, help="turns at once (PARLEY_WORKER_CONCURRENCY)")
-    worker.add_argument(
-        "--no-migrate",
-        action="store_true",
-        help="do not apply migrations at start (run `parley migrate` first; PARLEY_MIGRATE_ON_START=false)",
-    )
-    worker.add_argument("--graph", help="package.module:attr of the graph (PARLEY_GRAPH)")
-    worker.add_argument("--model", help="provider:model, or scripted (PARLEY_MODEL)")
-    _storage_options(worker)
+    _runtime_options(worker)
     migrate = commands.add_parser("migrate", help="apply the database's migrations and exit")
     _storage_options(migrate)
     return parser
