@@ -10,13 +10,13 @@ import time
 from contextlib import AsyncExitStack
 from typing import Any
 
-import httpx
 import pytest
 
 from parley.core.statuses import MessageKind
 from parley.storage.factory import database, open_storage
 from parley.storage.sql_store import SqlStore
 from tests.conftest import AppHarness
+from tests.crashes import crash_during_turn, restarted
 from tests.integration.test_chat_api import poll_until_terminal
 from tests.waiting import wait_until_async
 
@@ -231,10 +231,6 @@ async def test_a_crash_between_the_first_checkpoint_and_its_input_does_not_skip_
     assert final["reply"] == "Echo: first words"
 
 
-class _Crash(BaseException):
-    """Stands for the process dying: not an Exception, so no retry or failure handling sees it."""
-
-
 @pytest.mark.inprocess_only  # reaches into the in-process runner or its checkpointer
 async def test_a_crash_after_a_steps_writes_but_before_its_checkpoint_continues_the_turn(
     make_settings: Any,
@@ -242,43 +238,14 @@ async def test_a_crash_after_a_steps_writes_but_before_its_checkpoint_continues_
     """The chaos test found it: LangGraph saves a step's writes, then the checkpoint after it. Killed in
     between, the latest checkpoint is tagged with the message, holds its input, and has nothing left to
     run — which is not the same as finished. The turn must go on and produce its reply."""
-    from parley.api.app import create_app
-
     settings = make_settings()
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        saver = app.state.services.checkpointer
-        original = saver.aput
-
-        async def dies_before_the_first_step_checkpoint(
-            config: Any, checkpoint: Any, metadata: Any, versions: Any
-        ) -> Any:
-            if metadata.get("source") == "loop" and metadata.get("step") == 0:
-                raise _Crash
-            return await original(config, checkpoint, metadata, versions)
-
-        saver.aput = dies_before_the_first_step_checkpoint
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://parley"
-        ) as client:
-            accepted = (
-                await client.post("/v1/chat", json={"user_id": "alice", "message": "survive", "wait": 0})
-            ).json()
-
-            async def crashed() -> bool:
-                runner = app.state.services.runner
-                return runner.active_sessions == 0
-
-            await wait_until_async(crashed, what="the simulated crash")
-            assert (await client.get(f"/v1/messages/{accepted['message_id']}", headers=ALICE)).json()[
-                "status"
-            ] == "running"
-
-    restarted = create_app(settings)
-    async with (
-        restarted.router.lifespan_context(restarted),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=restarted), base_url="http://parley") as client,
-    ):
+    accepted = await crash_during_turn(
+        settings,
+        message="survive",
+        at=lambda _checkpoint, metadata: metadata.get("source") == "loop" and metadata.get("step") == 0,
+        after_saving=False,
+    )
+    async with restarted(settings) as client:
         final = await poll_until_terminal(client, accepted["message_id"])
     assert final["status"] == "completed"
     assert final["reply"] == "Echo: survive"

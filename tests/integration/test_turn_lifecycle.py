@@ -15,6 +15,7 @@ import pytest
 from parley.core.errors import StorageUnavailable
 from parley.core.turns import CHECKPOINT_TAG, ROLLBACK_TAG
 from tests.conftest import AppHarness
+from tests.crashes import crash_during_turn, restarted
 from tests.integration.test_chat_api import poll_until_terminal
 from tests.waiting import wait_until_async
 
@@ -325,52 +326,22 @@ async def test_an_action_after_a_recorded_cancel_is_refused_and_the_turn_ends_ca
 # -- recovery at an interrupt_after breakpoint ------------------------------------------------------
 
 
-class _Crash(BaseException):
-    """Stands for the process dying: not an Exception, so no retry or failure handling sees it."""
-
-
 @pytest.mark.inprocess_only  # reaches into the in-process runner or its checkpointer
 async def test_a_crash_right_after_an_interrupt_after_step_recovers_at_the_breakpoint(
     make_settings: Any,
 ) -> None:
     """LangGraph decides an ``interrupt_after`` pause after saving the step's checkpoint. Killed in
     between, recovery must report the breakpoint, not run the next node."""
-    from parley.api.app import create_app
-
     settings = make_settings(interrupt_after=["agent"])
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        saver = app.state.services.checkpointer
-        original = saver.aput
-
-        async def dies_once_the_agent_step_is_saved(
-            config: Any, checkpoint: Any, metadata: Any, versions: Any
-        ) -> Any:
-            saved = await original(config, checkpoint, metadata, versions)
-            if metadata.get("source") == "loop" and "agent" in checkpoint["versions_seen"]:
-                raise _Crash
-            return saved
-
-        saver.aput = dies_once_the_agent_step_is_saved
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://parley"
-        ) as client:
-            accepted = (
-                await client.post("/v1/chat", json={"user_id": "alice", "message": "pause after", "wait": 0})
-            ).json()
-
-            async def crashed() -> bool:
-                return bool(app.state.services.runner.active_sessions == 0)
-
-            await wait_until_async(crashed, what="the simulated crash")
-            left = (await client.get(f"/v1/messages/{accepted['message_id']}", headers=ALICE)).json()
-            assert left["status"] == "running"
-
-    restarted = create_app(settings)
-    async with (
-        restarted.router.lifespan_context(restarted),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=restarted), base_url="http://parley") as client,
-    ):
+    accepted = await crash_during_turn(
+        settings,
+        message="pause after",
+        at=lambda checkpoint, metadata: (
+            metadata.get("source") == "loop" and "agent" in checkpoint["versions_seen"]
+        ),
+        after_saving=True,
+    )
+    async with restarted(settings) as client:
         final = await poll_until_terminal(client, accepted["message_id"])
         assert final["status"] == "interrupted"
         [paused] = final["interrupt"]

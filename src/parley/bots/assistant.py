@@ -32,9 +32,9 @@ from parley.bots.memory import overflow_cut, removals, summarise
 from parley.bots.review import ReviewPolicy
 from parley.bots.tools import SENSITIVE, TOOLS, Decision, describe, parse_decision
 from parley.core.context import GraphContext
+from parley.core.timestamps import utc_now
 from parley.core.turns import CHECKPOINT_TAG, USER_TAG
 from parley.core.usage import HOLD_TAG, NOSTREAM_TAG
-from parley.storage.rows import now
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +166,9 @@ def build_graph(ctx: GraphContext) -> StateGraph[AssistantState, Any, Any, Any]:
                     name=name,
                     args=args,
                     effect=shop.effect(
-                        name, args, {"key": key, "session_id": session_id, "user_id": user_id, "now": now()}
+                        name,
+                        args,
+                        {"key": key, "session_id": session_id, "user_id": user_id, "now": utc_now()},
                     ),
                     message_id=str(message_id) if message_id is not None else None,
                     acts=name in shop.EFFECTS,

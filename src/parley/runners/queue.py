@@ -40,10 +40,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from parley.core.errors import StorageUnavailable, first_line
 from parley.core.ports import Store
+from parley.core.timestamps import format_timestamp
 from parley.runners.relay import PostgresRelay
 from parley.runners.turn_tasks import TurnTasks
 from parley.storage.postgres_db import check_if_dropped
-from parley.storage.rows import timestamp
 
 logger = logging.getLogger(__name__)
 
@@ -292,7 +292,7 @@ class QueueWorker:
             session_id = job.task_kwargs.get("session_id")
             if isinstance(session_id, str):
                 await defer(self._app, session_id)
-        cutoff = timestamp(datetime.now(UTC) - timedelta(seconds=_SWEEP_GRACE_SECONDS))
+        cutoff = format_timestamp(datetime.now(UTC) - timedelta(seconds=_SWEEP_GRACE_SECONDS))
         rows: list[dict[str, Any]] = await self._app.connector.execute_query_all_async(
             _ORPHANS_SQL, cutoff=cutoff, prefix=_LOCK_PREFIX
         )

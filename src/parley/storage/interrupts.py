@@ -12,6 +12,7 @@ from typing import Any
 from parley.core.errors import InterruptNotPending
 from parley.core.records import PendingInterrupt
 from parley.core.statuses import InterruptKind
+from parley.core.timestamps import format_timestamp
 from parley.storage import rows
 from parley.storage.db import Tx
 
@@ -24,6 +25,15 @@ async def pending(tx: Tx, *, session_id: str) -> list[PendingInterrupt]:
         (session_id,),
     )
     return [rows.interrupt(r) for r in found]
+
+
+async def any_pending(tx: Tx, *, session_id: str) -> bool:
+    """Whether the session waits on an interrupt (one indexed row, no payload decoded)."""
+    row = await tx.one(
+        "SELECT 1 AS waits FROM parley_interrupts WHERE session_id = ? AND status = 'pending' LIMIT 1",
+        (session_id,),
+    )
+    return row is not None
 
 
 async def record(
@@ -112,7 +122,7 @@ async def queue(
         params.append(kind)
     if created_before is not None:
         where.append("created_at <= ?")
-        params.append(rows.timestamp(created_before))
+        params.append(format_timestamp(created_before))
     if session_id is not None:
         where.append("session_id = ?")
         params.append(session_id)

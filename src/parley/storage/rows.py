@@ -8,7 +8,6 @@ from typing import Any
 
 from parley.core.records import MessageRecord, PendingInterrupt
 from parley.core.statuses import PENDING_STATUSES, MessageKind, MessageStatus
-from parley.core.timestamps import format_timestamp, utc_now
 from parley.storage.db import Row
 
 # Statuses are enum values, never user input: safe to inline in SQL.
@@ -19,17 +18,6 @@ MESSAGE_COLUMNS = (
     "attempts, created_at, updated_at, started_at, finished_at, actor, usage, cancel_requested_at"
 )
 INTERRUPT_COLUMNS = "interrupt_id, session_id, message_id, user_id, kind, value, created_at"
-
-
-def timestamp(moment: datetime) -> str:
-    """The one text form of a timestamp (``core/timestamps.py``): fixed width, so that text order is time
-    order in every dialect."""
-    return format_timestamp(moment)
-
-
-def now() -> str:
-    """The current time in storage's text form."""
-    return utc_now()
 
 
 def parse_time(value: str | None) -> datetime | None:

@@ -16,6 +16,7 @@ from parley.core import rules
 from parley.core.errors import NotFound, StorageUnavailable
 from parley.core.records import MessageRecord, PendingHead, PendingInterrupt, SessionRecord, TranscriptPage
 from parley.core.statuses import MessageKind, MessageStatus
+from parley.core.timestamps import utc_now
 from parley.storage import actions, interrupts, messages, rows, sessions, transcript
 from parley.storage.db import Database, Duplicate, Tx
 
@@ -100,14 +101,14 @@ class SqlStore:
             message_kind, message_resume = kind, resume_json
             target: PendingInterrupt | None = None
             if session_id is None:
-                now = rows.now()
+                now = utc_now()
                 sid = await sessions.create(tx, user_id=user_id, now=now)
             else:
                 sid = session_id
                 await sessions.visible(tx, session_id=sid, user_id=user_id, lock=True)
                 # Read the clock once the session is locked: messages of a session are then stamped
                 # in the order they get their seq.
-                now = rows.now()
+                now = utc_now()
                 if reject_if_busy:
                     pending_id = await messages.first_pending_id(tx, session_id=sid)
                     rules.check_not_busy(session_id=sid, pending_message_id=pending_id)
@@ -174,7 +175,7 @@ class SqlStore:
             owner = await sessions.visible(
                 tx, session_id=session_id, user_id=user_id, operator=operator, lock=True
             )
-            now = rows.now()
+            now = utc_now()
             if key is not None:
                 earlier = await messages.replay(
                     tx, user_id=owner["user_id"], key=key, request_hash=fingerprint
@@ -232,7 +233,7 @@ class SqlStore:
         """See ``Store.perform_once``."""
 
         async def _tx(tx: Tx) -> dict[str, Any]:
-            now = rows.now()
+            now = utc_now()
             if message_id is not None:
                 await messages.check_may_act(tx, message_id=message_id, name=name)
             result = await actions.perform_once(
@@ -266,20 +267,20 @@ class SqlStore:
     async def mark_running(self, *, message_id: str) -> MessageRecord | None:
         """See ``Store.mark_running``."""
         return await self._one_statement(
-            lambda tx: messages.mark_running(tx, message_id=message_id, now=rows.now()), writes=True
+            lambda tx: messages.mark_running(tx, message_id=message_id, now=utc_now()), writes=True
         )
 
     async def release(self, *, message_id: str) -> MessageRecord | None:
         """See ``Store.release``."""
         return await self._one_statement(
-            lambda tx: messages.release(tx, message_id=message_id, now=rows.now()), writes=True
+            lambda tx: messages.release(tx, message_id=message_id, now=utc_now()), writes=True
         )
 
     async def cancel_if_queued(self, *, message_id: str) -> MessageRecord | None:
         """See ``Store.cancel_if_queued``."""
 
         async def _tx(tx: Tx) -> MessageRecord | None:
-            now = rows.now()
+            now = utc_now()
             cancelled = await messages.cancel_if_queued(tx, message_id=message_id, now=now)
             if cancelled is not None and cancelled.kind is MessageKind.RESUME:
                 # The resume never ran: the interrupt it claimed is waiting for an answer again.
@@ -291,12 +292,12 @@ class SqlStore:
     async def mark_cancel_requested(self, *, message_id: str) -> MessageRecord | None:
         """See ``Store.mark_cancel_requested``."""
         return await self._write(
-            lambda tx: messages.mark_cancel_requested(tx, message_id=message_id, now=rows.now())
+            lambda tx: messages.mark_cancel_requested(tx, message_id=message_id, now=utc_now())
         )
 
     async def waits_on_interrupt(self, *, session_id: str) -> bool:
         """See ``Store.waits_on_interrupt``."""
-        return bool(await self._one_statement(lambda tx: interrupts.pending(tx, session_id=session_id)))
+        return await self._one_statement(lambda tx: interrupts.any_pending(tx, session_id=session_id))
 
     async def finish(
         self,
@@ -313,7 +314,7 @@ class SqlStore:
             raise ValueError(f"{status} is not a terminal status")
 
         async def _tx(tx: Tx) -> MessageRecord | None:
-            now = rows.now()
+            now = utc_now()
             record = await messages.finish(
                 tx,
                 message_id=message_id,
