@@ -19,6 +19,7 @@ from tests.backends import Backend
 from tests.e2e.proxy import CuttableProxy
 from tests.e2e.server import ServerProcess, parley_env
 from tests.e2e.test_server import ALICE
+from tests.waiting import wait_until
 
 ORDER = '[[tool:place_order|{{"item": "mug", "quantity": {quantity}}}]] {quantity} mugs please'
 GATED = {"PARLEY_GRAPH": "tests.graphs.gated_stream:build"}
@@ -107,6 +108,27 @@ def test_a_reply_appears_word_by_word_while_it_is_generated(
     chat.expect("one two three\r\n")
     chat.expect("> ")
     assert chat.screen.count("Echo: ") == 1
+    assert _last_message(server, session_id)["reply"] == "Echo: one two three"
+
+
+def test_ctrl_c_mid_reply_leaves_cleanly_and_the_turn_goes_on(
+    start_server: Any, terminals: Any, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    server: ServerProcess = start_server(**GATED, STREAM_GATE=str(gate))
+    chat = terminals(server.base_url)
+    chat.say("one two three")
+    session_id = chat.expect_match(r"new session (\S+)\]").group(1)
+    chat.expect("Echo: ")
+    chat.child.sendintr()
+    assert chat.exit_status() == 130
+    assert (
+        f"[to continue this session: parley chat --session {session_id} --url {server.base_url}"
+        in chat.screen
+    )
+    assert "Traceback" not in chat.screen
+    gate.touch()
+    wait_until(lambda: _last_message(server, session_id)["status"] == "completed", what="the turn to end")
     assert _last_message(server, session_id)["reply"] == "Echo: one two three"
 
 
@@ -245,6 +267,11 @@ def test_failures_are_one_line_and_the_chat_goes_on(start_server: Any, terminals
     chat.expect("error: body.message")
     chat.say("still here?")
     chat.expect("Echo: still here?")
+    chat.say("/new")
+    chat.expect("[the next message starts a new session]")
+    chat.say("afresh")
+    assert chat.expect_match(r"new session (\S+)\]").group(1) != session_id
+    chat.expect("Echo: afresh")
     chat.child.sendintr()
     assert chat.exit_status() == 130
     assert "Traceback" not in chat.screen
