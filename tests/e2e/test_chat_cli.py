@@ -159,6 +159,32 @@ def test_a_cut_stream_is_picked_up_after_its_last_event(
     assert reply.count("Echo:") == 1
 
 
+def test_the_chat_rides_out_a_restart_of_the_server(
+    start_server: Any, terminals: Any, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    server: ServerProcess = start_server(**GATED, STREAM_GATE=str(gate))
+    chat = terminals(server.base_url)
+    chat.say("one two three")
+    session_id = chat.expect_match(r"new session (\S+)\]").group(1)
+    chat.expect("Echo: ")
+    server.sigkill()
+    chat.expect("[the connection dropped; reconnecting]")
+    server.start()  # same port, same data: the chat keeps knocking until it answers
+    gate.touch()
+    chat.expect("one two three\r\n")
+    chat.expect("> ")
+    assert _last_message(server, session_id)["reply"] == "Echo: one two three"
+    shown = chat.screen.split("one two three\n", 1)[1]
+    if "restarts" in shown:
+        # The turn ran in the killed process: it ran again from its start, and the chat said so.
+        assert "[the reply restarts (attempt 2)]\nEcho: one two three\n" in shown
+    else:
+        # A worker ran it (the queue): it went on, and the chat showed the rest once.
+        assert "Echo: \n[the connection dropped; reconnecting]\none two three\n" in shown
+    assert "Traceback" not in chat.screen
+
+
 def test_confirmations_are_answered_at_the_prompt(
     start_server: Any, terminals: Any, backend: Backend
 ) -> None:
