@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from parley.cli_chat.options import DEFAULT_URL, ChatOptions
+from parley.cli_chat.options import DEFAULT_URL, ChatOptions, default_user
 from parley.core.errors import ConfigurationError
 from parley.settings import Settings
 
@@ -218,10 +218,20 @@ def _chat(args: argparse.Namespace) -> int:
     if args.poll_seconds <= 0:
         print("parley: --poll-seconds must be positive", file=sys.stderr)
         return 2
-    return run_chat(
-        ChatOptions(
-            url=args.url, user_id=args.user or "", session_id=args.session, poll_seconds=args.poll_seconds
+    if not args.url.startswith(("http://", "https://")):
+        print(f"parley: --url {args.url}: give the service's http:// or https:// address", file=sys.stderr)
+        return 2
+    user = args.user if args.user is not None else default_user()
+    # The user travels in the X-User-Id header, which carries printable ASCII only.
+    if not user or len(user) > 200 or not all("!" <= char <= "~" for char in user):
+        print(
+            f"parley: cannot chat as {user!r}: a user id is 1-200 printable ASCII characters without spaces "
+            "(--user)",
+            file=sys.stderr,
         )
+        return 2
+    return run_chat(
+        ChatOptions(url=args.url, user_id=user, session_id=args.session, poll_seconds=args.poll_seconds)
     )
 
 

@@ -166,3 +166,21 @@ def test_piped_input_has_no_prompts_and_only_replies_on_stdout() -> None:
     assert console.read("> ") is None
     assert out.getvalue() == "Echo: hello\n"
     assert err.getvalue() == "[new session s1]\nerror: it broke\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["--url", "localhost:8000"], "give the service's http:// or https:// address"),
+        (["--user", "zoë"], "printable ASCII"),
+        (["--user", "a b"], "printable ASCII"),
+        (["--poll-seconds", "0"], "--poll-seconds must be positive"),
+    ],
+)
+def test_parley_chat_refuses_options_it_cannot_use(
+    argv: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from parley.cli import main
+
+    assert main(["chat", *argv]) == 2
+    assert complaint in capsys.readouterr().err
