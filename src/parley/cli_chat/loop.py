@@ -170,8 +170,13 @@ class Chat:
                 if event.kind == "token":
                     self.console.write_reply(event.text)
                     streamed += event.text
-                elif event.kind == "status" and event.attempt > 1:
-                    # A retry runs the turn again from its start: the words shown so far are void.
+                elif (
+                    event.kind == "status"
+                    and event.data.get("status") == "running"
+                    and (streamed or event.attempt > 1)
+                ):
+                    # Every start of the turn after the first (a retry, a restart of the server) streams
+                    # the reply from its beginning: the words shown so far are void.
                     self.console.note(f"the reply restarts (attempt {event.attempt})")
                     streamed = ""
                 elif event.kind == "error":
