@@ -2,7 +2,8 @@
 
 ``parley serve`` runs the HTTP API (with the in-process runner by default, or ``--runner queue``);
 ``parley worker`` runs turns from the queue (scale-out); ``parley migrate`` applies the database's
-migrations and exits; ``parley chat`` is a terminal chat against a running service (``parley.cli_chat``).
+migrations and exits; ``parley export`` / ``parley import`` move a session's document (``cli_transfer``);
+``parley chat`` is a terminal chat against a running service (``parley.cli_chat``).
 """
 
 from __future__ import annotations
@@ -59,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     _runtime_options(worker)
     migrate = commands.add_parser("migrate", help="apply the database's migrations and exit")
     _storage_options(migrate)
+    export = commands.add_parser("export", help="write a session's document to stdout (operators)")
+    export.add_argument("session_id", help="the session to export")
+    export.add_argument("--graph", help="package.module:attr of the graph (PARLEY_GRAPH)")
+    _storage_options(export)
+    import_ = commands.add_parser("import", help="create a session from a document on stdin (operators)")
+    import_.add_argument("--replace", action="store_true", help="overwrite a session of the same id")
+    import_.add_argument("--graph", help="package.module:attr of the graph (PARLEY_GRAPH)")
+    _storage_options(import_)
     chat = commands.add_parser("chat", help="chat with a running Parley service in this terminal")
     chat.add_argument("--url", default=DEFAULT_URL, help="the service (default: %(default)s)")
     chat.add_argument("--user", help="your user id (default: your login name)")
@@ -212,6 +221,26 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from parley.cli_transfer import export_command
+
+    settings = _settings(args, migrate_on_start=False)
+    if settings is None:
+        return 2
+    _configure_logging(settings.log_level)
+    return export_command(settings, args.session_id)
+
+
+def _import(args: argparse.Namespace) -> int:
+    from parley.cli_transfer import import_command
+
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    _configure_logging(settings.log_level)
+    return import_command(settings, replace=args.replace)
+
+
 def _chat(args: argparse.Namespace) -> int:
     from parley.cli_chat.loop import run_chat
 
@@ -238,7 +267,14 @@ def _chat(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``parley`` command."""
     args = _parser().parse_args(argv)
-    commands = {"serve": _serve, "worker": _worker, "migrate": _migrate, "chat": _chat}
+    commands = {
+        "serve": _serve,
+        "worker": _worker,
+        "migrate": _migrate,
+        "export": _export,
+        "import": _import,
+        "chat": _chat,
+    }
     return commands[args.command](args)
 
 

@@ -192,6 +192,12 @@ class Settings(BaseSettings):
 
     max_message_chars: int = Field(default=16_000, ge=1)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    import_max_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=1024,
+        description="The largest session document POST /v1/sessions/import takes (it is spooled to a "
+        "temporary file, not held in memory); PARLEY_MAX_BODY_BYTES does not apply to it.",
+    )
     # Capped well below where LangGraph's checkpoint serialiser gives up (about 250 levels, counting
     # the levels Parley wraps a resume value in), so no setting can let such a value in again.
     max_value_depth: int = Field(

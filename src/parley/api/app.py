@@ -17,11 +17,12 @@ from parley.api.deps import Services
 from parley.api.errors import install_error_handlers
 from parley.api.middleware import BodySizeLimit
 from parley.api.openapi import install_openapi
-from parley.api.routers import chat, interrupts, messages, ops, sessions
+from parley.api.routers import chat, interrupts, messages, ops, sessions, transfer
 from parley.assembly import build_runner, open_journal
 from parley.core.events import EventBus
 from parley.settings import Settings
 from parley.storage.factory import open_storage
+from parley.storage.transfer import SqlTransfer
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             journal=journal,
             runner=runner,
             checkpointer=storage.checkpointer,
+            transfer=SqlTransfer(db=storage.db, saver=storage.checkpointer, graph=settings.graph),
         )
         try:
             yield services
@@ -118,7 +120,11 @@ def create_app(settings: Settings | None = None, *, prepared: PreparedServices |
     app.state.prepared = prepared
     install_error_handlers(app)
     install_openapi(app, resolved)
-    app.add_middleware(BodySizeLimit, max_bytes=resolved.max_body_bytes)
-    for module in (chat, messages, sessions, interrupts, ops):
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=resolved.max_body_bytes,
+        streamed={transfer.IMPORT_PATH: resolved.import_max_bytes},
+    )
+    for module in (chat, messages, transfer, sessions, interrupts, ops):
         app.include_router(module.router)
     return app

@@ -14,7 +14,7 @@ from parley.api.json_body import is_json_media_type
 from parley.core.errors import Forbidden
 from parley.core.events import EventBus
 from parley.core.journal import EventJournal
-from parley.core.ports import Runner, Store
+from parley.core.ports import Runner, SessionTransfer, Store
 from parley.settings import Settings
 
 
@@ -28,6 +28,7 @@ class Services:
     journal: EventJournal
     runner: Runner
     checkpointer: BaseCheckpointSaver[Any]
+    transfer: SessionTransfer
 
 
 def get_services(request: Request) -> Services:

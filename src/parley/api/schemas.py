@@ -254,6 +254,14 @@ class TranscriptOut(BaseModel):
     next_cursor: str | None
 
 
+class ImportOut(BaseModel):
+    """The session an import created, and how many items of each kind its document held."""
+
+    session_id: str
+    user_id: str
+    counts: dict[str, int]
+
+
 class ProblemError(BaseModel):
     """One field at fault, in a ``422`` (or a ``415`` naming the Content-Type)."""
 

@@ -7,12 +7,14 @@ no router can forget the ownership check: a session of another user is simply no
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from parley.core.events import MessageEvent
 from parley.core.records import (
+    ImportedSession,
     MessageRecord,
     PendingHead,
     PendingInterrupt,
@@ -203,3 +205,21 @@ class Runner(Protocol):
     @property
     def running(self) -> bool:
         """Whether the runner is accepting work (for readiness)."""
+
+
+class SessionTransfer(Protocol):
+    """A session as one portable document (docs/api.md, "The session document"), out and back in."""
+
+    async def open_export(self, *, session_id: str, user_id: str, operator: bool) -> AsyncIterator[bytes]:
+        """The session's document, as bytes to stream. ``NotFound`` unless the caller may read the session,
+        ``SessionBusy`` while a turn is queued or running — both before the first byte. Should the session
+        change while it streams, the stream stops before the checksum (an import refuses the document)."""
+
+    async def import_document(self, *, source: Path, replace: bool) -> ImportedSession:
+        """Create the session the document at ``source`` holds, all of it or nothing.
+
+        ``InvalidInput`` (with the document path at fault) if any part of it is malformed, of the wrong
+        type, of a newer version or graph, or fails its checksum — checked in full before anything is
+        written; ``Conflict`` if the session id is in use (unless ``replace``: then that session is
+        replaced, ``SessionBusy`` mid-turn).
+        """

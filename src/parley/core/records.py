@@ -159,3 +159,12 @@ class SessionPage:
 
     items: list[SessionSummary] = field(default_factory=list)
     next_position: SessionPosition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedSession:
+    """A session an import wrote, and how many items of each kind the document held."""
+
+    session_id: str
+    user_id: str
+    counts: dict[str, int] = field(default_factory=dict)

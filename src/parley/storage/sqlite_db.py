@@ -79,9 +79,10 @@ class _SqliteTx:
 class SqliteDatabase:
     """Parley's tables in one SQLite file (see the module docstring)."""
 
-    def __init__(self, path: Path, *, busy_timeout_ms: int = 2_000) -> None:
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 2_000, read_only: bool = False) -> None:
         self._path = path
         self._busy_timeout_ms = busy_timeout_ms
+        self._read_only = read_only
         self._conn: sqlite3.Connection | None = None
         self._lock_file: IO[bytes] | None = None
 
@@ -95,7 +96,21 @@ class SqliteDatabase:
         return self._path
 
     async def open(self, *, migrate: bool = True) -> None:
-        """Take the data's lock file, open the database, set pragmas and apply migrations."""
+        """Take the data's lock file, open the database, set pragmas and apply migrations.
+
+        Read-only (``parley export``): no lock file and no migration — a WAL reader beside the serving
+        process's writer sees committed transactions only, and writes nothing for it to lose.
+        """
+        if self._read_only:
+            if not self._path.exists():
+                raise ConfigurationError(f"there is no Parley database at {self._path}")
+            conn = sqlite3.connect(
+                f"{self._path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+            self._conn = conn
+            return
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._lock_file = _exclusive_lock(self._path.with_name(self._path.name + ".lock"))
         try:
