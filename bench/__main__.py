@@ -1,4 +1,4 @@
-"""``python -m bench [latency|throughput|bounded|local|scaleout ...] [--quick]``: run benchmarks, print ratios."""
+"""``python -m bench [latency|throughput|bounded|local|scaleout|sessions ...] [--quick] [--turns N ...]``: run benchmarks, print ratios."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import bounded, latency, local_model, scaleout, throughput
+from bench import bounded, latency, local_model, scaleout, sessions, throughput
 
 DEFAULT = ["latency", "throughput", "bounded", "local", "scaleout"]
 
@@ -18,6 +18,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("which", nargs="*", default=DEFAULT)
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
+    parser.add_argument(
+        "--turns", type=int, nargs="+", help="sessions: the session lengths to export and import (10 1000)"
+    )
     args = parser.parse_args()
     if args.which == DEFAULT and "scaleout" in args.which:
         missing = scaleout.postgres_missing()
@@ -42,6 +45,9 @@ def main() -> None:
                 results[name] = local_model.run(workdir, rounds=2 if args.quick else 5)
             elif name == "bounded":
                 results[name] = bounded.run(workdir, turns=200 if args.quick else 1000)
+            elif name == "sessions":
+                lengths = tuple(args.turns or ((10, 100) if args.quick else (10, 1000)))
+                results[name] = sessions.run(workdir, sizes=lengths)
             elif name == "scaleout":
                 results[name] = scaleout.run(workdir, quick=args.quick)
             else:
@@ -78,6 +84,25 @@ def main() -> None:
         )
     if "scaleout" in results:
         _scaleout_summary(results["scaleout"])
+    if "sessions" in results:
+        _sessions_summary(results["sessions"])
+
+
+def _sessions_summary(r: dict[str, Any]) -> None:
+    for key, row in r.items():
+        if not isinstance(row, dict):
+            continue
+        into_pg = row.get("import_postgres")
+        pg = f", into PostgreSQL {into_pg['seconds']:.2f} s" if into_pg else ""
+        print(
+            f"sessions, {key} turns: document {row['document_bytes'] / 1e6:.2f} MB "
+            f"(data files {row['data_dir_bytes'] / 1e6:.2f} MB); export {row['export_seconds']:.2f} s "
+            f"({row['export_per_copy']:.1f}x copying the data files), import into SQLite "
+            f"{row['import_sqlite']['seconds']:.2f} s ({row['import_sqlite_per_copy']:.1f}x){pg}; "
+            f"server peak RSS {row['source_peak_rss_mb']:.0f} MB exporting, "
+            f"{row['import_sqlite']['peak_rss_mb']:.0f} MB importing; round trip exact: "
+            f"{all(v for k, v in row.items() if k.startswith('round_trip'))}"
+        )
 
 
 def _scaleout_summary(r: dict[str, Any]) -> None:
