@@ -40,7 +40,11 @@ def test_every_error_is_problem_json_with_the_problem_schema(document: dict[str,
 
 def test_operations_reading_a_body_declare_every_way_it_is_refused(document: dict[str, Any]) -> None:
     with_body = [(path, op) for path, _, op in _operations(document) if "requestBody" in op]
-    assert sorted(path for path, _ in with_body) == ["/v1/chat", "/v1/sessions/{session_id}/resume"]
+    assert sorted(path for path, _ in with_body) == [
+        "/v1/chat",
+        "/v1/sessions/import",
+        "/v1/sessions/{session_id}/resume",
+    ]
     for path, op in with_body:
         assert {"400", "413", "415", "422"} <= set(op["responses"]), path
 

@@ -55,9 +55,10 @@ def _config(session_id: str) -> Any:
 
 
 async def _newest_checkpoint(saver: BaseCheckpointSaver[Any], session_id: str) -> str | None:
-    async for saved in saver.alist(_config(session_id), limit=1):
-        return str(saved.config["configurable"]["checkpoint_id"])
-    return None
+    # Read to its end, not left at the first item: an abandoned listing is finalised later, perhaps
+    # after its connection has closed.
+    newest = [s async for s in saver.alist(_config(session_id), limit=1)]
+    return str(newest[0].config["configurable"]["checkpoint_id"]) if newest else None
 
 
 async def _snapshot(
