@@ -19,14 +19,69 @@ from parley.api.deps import JsonBody, OperatorOnly, ServicesDep, ViewerDep
 from parley.api.errors import PayloadTooLarge
 from parley.api.routers.sessions import SessionId
 from parley.api.schemas import ImportOut, Problem
+from parley.storage.transfer import codec
+from parley.storage.transfer.document import CHECKSUM_ALGORITHM, FORMAT, MEMBERS, ROW_ARRAYS, VERSION
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
 IMPORT_PATH = "/v1/sessions/import"
 
+_ROWS = {"type": "array", "items": {"type": "object"}}
+_TYPED = {
+    "type": "object",
+    "required": ["type", "data"],
+    "properties": {"type": {"type": "string"}, "data": {"type": "string", "contentEncoding": "base64"}},
+    "additionalProperties": False,
+}
+_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Members in this order; rows are column → value (docs/api.md, The session document).",
+    "required": list(MEMBERS),
+    "additionalProperties": False,
+    "properties": {
+        "format": {"const": FORMAT},
+        "version": {"type": "integer", "minimum": 1, "maximum": VERSION},
+        "graph": {"type": "string"},
+        "exported_at": {"type": "string"},
+        "session": {"type": "object", "required": ["session_id", "user_id"]},
+        **{member: _ROWS for member in ROW_ARRAYS},
+        "checkpoints": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": sorted(codec.CHECKPOINT_KEYS),
+                "additionalProperties": False,
+                "properties": {
+                    "checkpoint_ns": {"type": "string"},
+                    "checkpoint_id": {"type": "string"},
+                    "parent_checkpoint_id": {"type": ["string", "null"]},
+                    "checkpoint": _TYPED,
+                    "metadata": {"type": "object"},
+                    "writes": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["task_id", "channel", "value"],
+                            "properties": {
+                                "task_id": {"type": "string"},
+                                "channel": {"type": "string"},
+                                "value": _TYPED,
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "checksum": {
+            "type": "object",
+            "required": ["algorithm", "value"],
+            "properties": {"algorithm": {"const": CHECKSUM_ALGORITHM}, "value": {"type": "string"}},
+        },
+    },
+}
 _DOCUMENT: dict[str, Any] = {
     "description": "A session document (docs/api.md, The session document).",
-    "content": {"application/json": {"schema": {"type": "object"}}},
+    "content": {"application/json": {"schema": _SCHEMA}},
 }
 
 

@@ -106,9 +106,14 @@ class _Checker:
         elif key == "session":
             row = _check_row(value, self.schema["session"], loc)
             session_id, user_id = row.get("session_id"), row.get("user_id")
-            if not isinstance(session_id, str) or not 0 < len(session_id) <= MAX_ID_CHARS:
+            if (
+                not isinstance(session_id, str)
+                or not 0 < len(session_id) <= MAX_ID_CHARS
+                or any(ord(c) < 0x20 for c in session_id)  # the API's paths could not name it
+            ):
                 raise DocumentError(
-                    f"must be a string of 1 to {MAX_ID_CHARS} characters", loc=[*loc, "session_id"]
+                    f"must be a string of 1 to {MAX_ID_CHARS} characters, none a control character",
+                    loc=[*loc, "session_id"],
                 )
             if not isinstance(user_id, str) or not user_id:
                 raise DocumentError("must be a non-empty string", loc=[*loc, "user_id"])
