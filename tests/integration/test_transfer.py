@@ -202,14 +202,18 @@ def _bad_documents(document: bytes) -> list[tuple[str, bytes]]:
                 | st.booleans()
                 | st.dictionaries(st.text(max_size=3), st.integers(), max_size=1)
             )
-            if not isinstance(row[column], str):
+            if isinstance(row[column], int):  # an integer column (a null one may be text)
                 wrong |= st.text(max_size=5)
             row[column] = draw(wrong)
         else:
             index = draw(st.integers(0, len(changed["checkpoints"]) - 1))
             item = changed["checkpoints"][index]
             field = draw(st.sampled_from(["checkpoint", "metadata", "writes", "checkpoint_id"]))
-            item[field] = draw(st.sampled_from([None, 7, "x", [], {"type": "msgpack", "data": "AAAA"}]))
+            # Each wrong for its field (metadata may be any object, writes any list, even an empty one).
+            wrong: list[Any] = [None, 7, "x", {} if field == "writes" else []]
+            if field == "checkpoint":
+                wrong.append({"type": "msgpack", "data": "AAAA"})  # deserialises, but to no checkpoint
+            item[field] = draw(st.sampled_from(wrong))
         return how, reseal(changed)
 
     @hypothesis_settings(
