@@ -25,7 +25,7 @@ from parley.core.errors import ServiceUnavailable
 from parley.core.timestamps import utc_now
 from parley.storage import messages, sessions
 from parley.storage.db import Database, Row
-from parley.storage.transfer import codec
+from parley.storage.transfer import codec, namespaces
 from parley.storage.transfer.document import CHECKSUM_ALGORITHM, FORMAT, VERSION, Checksum, canonical
 from parley.storage.transfer.tables import SECTIONS, Section
 
@@ -47,18 +47,27 @@ class ExportInterrupted(ServiceUnavailable):
 class _Snapshot:
     session: dict[str, Any]
     max_seq: int
-    newest_checkpoint: str | None
+    newest_checkpoints: tuple[tuple[str | None, str | None], ...]
+    """Each checkpoint namespace of the thread, with its newest checkpoint."""
 
 
-def _config(session_id: str) -> Any:
-    return {"configurable": {"thread_id": session_id}}
+def _config(session_id: str, namespace: str | None) -> Any:
+    conf = {"thread_id": session_id}
+    if namespace is not None:
+        conf["checkpoint_ns"] = namespace
+    return {"configurable": conf}
 
 
-async def _newest_checkpoint(saver: BaseCheckpointSaver[Any], session_id: str) -> str | None:
-    # Read to its end, not left at the first item: an abandoned listing is finalised later, perhaps
-    # after its connection has closed.
-    newest = [s async for s in saver.alist(_config(session_id), limit=1)]
-    return str(newest[0].config["configurable"]["checkpoint_id"]) if newest else None
+async def _newest_checkpoints(
+    saver: BaseCheckpointSaver[Any], session_id: str
+) -> tuple[tuple[str | None, str | None], ...]:
+    newest: list[tuple[str | None, str | None]] = []
+    for namespace in await namespaces.of_thread(saver, session_id):
+        # Read to its end, not left at the first item: an abandoned listing is finalised later, perhaps
+        # after its connection has closed.
+        first = [s async for s in saver.alist(_config(session_id, namespace), limit=1)]
+        newest.append((namespace, str(first[0].config["configurable"]["checkpoint_id"]) if first else None))
+    return tuple(newest)
 
 
 async def _snapshot(
@@ -71,7 +80,7 @@ async def _snapshot(
         top = await tx.one("SELECT max(seq) AS top FROM parley_messages WHERE session_id = ?", (session_id,))
     max_seq = 0 if top is None or top["top"] is None else int(top["top"])
     session = dict(row)
-    return _Snapshot(session, max_seq, await _newest_checkpoint(saver, session_id))
+    return _Snapshot(session, max_seq, await _newest_checkpoints(saver, session_id))
 
 
 _IN_SNAPSHOT = "message_id IN (SELECT message_id FROM parley_messages WHERE session_id = ? AND seq <= ?)"
@@ -210,16 +219,18 @@ async def _generate(
                 yield chunk
         out.end()
     out.start("checkpoints")
-    before: Any = None
-    while True:
-        page = [s async for s in saver.alist(_config(session_id), before=before, limit=PAGE_CHECKPOINTS)]
-        for saved in page:
-            out.item(codec.encode(serde, saved))
-            if (chunk := out.take()) is not None:
-                yield chunk
-        if len(page) < PAGE_CHECKPOINTS:
-            break
-        before = {"configurable": {"checkpoint_id": page[-1].config["configurable"]["checkpoint_id"]}}
+    for namespace, _ in snapshot.newest_checkpoints:
+        before: Any = None
+        while True:
+            config = _config(session_id, namespace)
+            page = [s async for s in saver.alist(config, before=before, limit=PAGE_CHECKPOINTS)]
+            for saved in page:
+                out.item(codec.encode(serde, saved))
+                if (chunk := out.take()) is not None:
+                    yield chunk
+            if len(page) < PAGE_CHECKPOINTS:
+                break
+            before = {"configurable": {"checkpoint_id": page[-1].config["configurable"]["checkpoint_id"]}}
     out.end()
     try:
         again = await _snapshot(db, saver, session_id=session_id, user_id="", operator=True)
