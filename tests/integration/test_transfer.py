@@ -263,3 +263,29 @@ async def test_damaged_documents_are_refused_and_nothing_is_written(
     assert table_counts(target) == before
     # The intact document still goes in.
     assert (await _import(there, document)).status_code == 201
+
+
+async def test_a_question_asked_inside_a_subgraph_is_answered_on_the_other_instance(
+    target: Settings, harness_factory: Any, make_settings: Any
+) -> None:
+    nested = "tests.graphs.nested:graph"
+    source = await harness_factory(make_settings(operator_header_enabled=True, graph=nested))
+    asked = (await source.chat(message="hi")).json()
+    assert asked["status"] == "interrupted", asked
+    [question] = asked["interrupt"]
+    document = await _export(source, asked["session_id"])
+    namespaces = {item["checkpoint_ns"] for item in json.loads(document)["checkpoints"]}
+    assert "" in namespaces
+    assert any(ns.startswith("ask:") for ns in namespaces), namespaces  # the subgraph's own checkpoints
+
+    there = await harness_factory(
+        settings_for(target.backend, target.data_dir, target.database_url, graph=nested)
+    )
+    assert (await _import(there, document)).status_code == 201
+    assert content(await _export(there, asked["session_id"])) == content(document)
+    answered = await there.client.post(
+        f"/v1/sessions/{asked['session_id']}/resume",
+        json={"user_id": "alice", "interrupt_id": question["id"], "value": "Ada"},
+    )
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["reply"] == "Hello, Ada! You said 1 thing(s)."
