@@ -114,13 +114,15 @@ _MALFORMED = {
 
 
 def _body_operations() -> list[str]:
-    """Every operation that reads a JSON body, as the OpenAPI document lists them."""
+    """Every operation that reads a JSON body, as the OpenAPI document lists them — but the session import,
+    which reads its body as a stream, a part at a time, and answers a document that is not JSON with a
+    ``422`` naming where it broke, as any other fault of the document (tests/integration/test_transfer.py)."""
     schema = create_app(Settings(model="scripted")).openapi()
     return [
         path.replace("{session_id}", "some-session")
         for path, item in schema["paths"].items()
         for method, operation in item.items()
-        if method == "post" and "requestBody" in operation
+        if method == "post" and "requestBody" in operation and path != "/v1/sessions/import"
     ]
 
 

@@ -289,3 +289,29 @@ async def test_a_question_asked_inside_a_subgraph_is_answered_on_the_other_insta
     )
     assert answered.status_code == 200, answered.text
     assert answered.json()["reply"] == "Hello, Ada! You said 1 thing(s)."
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"[]",
+        b'{"format": "parley.session"} trailing',
+        b'{"format": NaN}',
+        b'\xef\xbb\xbf{"format": "parley.session"}',
+        '{"format": "parley.session"}'.encode("utf-16"),
+        b'{"format": "caf\xe9"}',
+        b"[" * 1000 + b"]" * 1000,
+    ],
+    ids=["empty", "array", "trailing", "nan", "bom", "utf16", "not-utf8", "deep"],
+)
+async def test_a_body_that_is_no_json_object_is_422_naming_where(
+    harness_factory: Any, make_settings: Any, body: bytes
+) -> None:
+    h = await harness_factory(make_settings(operator_header_enabled=True))
+    before = table_counts(h.services.settings)
+    refused = await _import(h, body)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["errors"][0]["field"].startswith("body")
+    assert table_counts(h.services.settings) == before
