@@ -315,3 +315,26 @@ async def test_a_body_that_is_no_json_object_is_422_naming_where(
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["errors"][0]["field"].startswith("body")
     assert table_counts(h.services.settings) == before
+
+
+async def test_rows_that_collide_after_the_checkpoints_went_in_leave_nothing_behind(
+    target: Settings, harness_factory: Any, make_settings: Any
+) -> None:
+    source = await harness_factory(make_settings(operator_header_enabled=True))
+    keyed = await source.client.post(
+        "/v1/chat", json={"user_id": "alice", "message": "hi"}, headers={"Idempotency-Key": "same-key"}
+    )
+    document = await _export(source, keyed.json()["session_id"])
+    there = await harness_factory(target)
+    # Another session of alice's there used the key already: only the rows' transaction finds out, after
+    # the checkpoints were written — and those are removed again.
+    assert (
+        await there.client.post(
+            "/v1/chat", json={"user_id": "alice", "message": "other"}, headers={"Idempotency-Key": "same-key"}
+        )
+    ).status_code == 200
+    before = table_counts(target)
+    collided = await _import(there, document)
+    assert collided.status_code == 409, collided.text
+    assert "idempotency" in collided.json()["detail"]
+    assert table_counts(target) == before
