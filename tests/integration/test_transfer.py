@@ -15,6 +15,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from parley.settings import Settings
+from parley.storage.transfer.exporter import ExportInterrupted
 from tests.backends import PostgresDatabases, postgres_available
 from tests.conftest import AppHarness, require_service
 from tests.transfer_support import OPERATOR, content, reseal, settings_for, table_counts
@@ -338,3 +339,29 @@ async def test_rows_that_collide_after_the_checkpoints_went_in_leave_nothing_beh
     assert collided.status_code == 409, collided.text
     assert "idempotency" in collided.json()["detail"]
     assert table_counts(target) == before
+
+
+async def test_a_session_that_moves_during_its_export_gets_no_checksum(
+    harness_factory: Any, make_settings: Any
+) -> None:
+    h = await harness_factory(make_settings(operator_header_enabled=True))
+    sid = (await h.chat(message="hi")).json()["session_id"]
+    for i in range(8):  # enough for the document to leave in more than one chunk
+        assert (await h.chat(session_id=sid, message=f"turn {i}")).json()["status"] == "completed"
+    stream = await h.services.transfer.open_export(session_id=sid, user_id="alice", operator=False)
+    received = [await anext(stream)]
+    assert (await h.chat(session_id=sid, message="meanwhile")).json()["status"] == "completed"
+
+    async def rest() -> None:
+        async for chunk in stream:
+            received.append(chunk)
+
+    with pytest.raises(ExportInterrupted):
+        await rest()
+    cut = b"".join(received)
+    assert b'"checksum"' not in cut
+    before = table_counts(h.services.settings)
+    other = await _import(h, cut, replace=True)
+    assert other.status_code == 422
+    assert "truncated" in other.json()["detail"]
+    assert table_counts(h.services.settings) == before
