@@ -71,6 +71,9 @@ class ScriptStep(BaseModel):
     text: str | None = None
     tool_calls: list[dict[str, Any]] = Field(default_factory=list)
     delay: float = Field(default=0.0, ge=0)
+    token_delay: float | None = Field(default=None, ge=0)
+    """Seconds before each streamed chunk of this step's reply (None: the model's ``token_delay``), so a
+    test can watch a reply arrive piece by piece."""
     error: ErrorKind | None = None
 
 
@@ -259,9 +262,10 @@ class ScriptedChatModel(BaseChatModel):
         if step.delay:
             time.sleep(step.delay)
         self._raise_for(step)
+        pause = self._pause(step)
         for chunk in self._chunks(step, messages):
-            if self.token_delay:
-                time.sleep(self.token_delay)
+            if pause:
+                time.sleep(pause)
             if run_manager is not None:
                 run_manager.on_llm_new_token(str(chunk.message.content), chunk=chunk)
             yield chunk
@@ -277,12 +281,16 @@ class ScriptedChatModel(BaseChatModel):
         if step.delay:
             await asyncio.sleep(step.delay)
         self._raise_for(step)
+        pause = self._pause(step)
         for chunk in self._chunks(step, messages):
-            if self.token_delay:
-                await asyncio.sleep(self.token_delay)
+            if pause:
+                await asyncio.sleep(pause)
             if run_manager is not None:
                 await run_manager.on_llm_new_token(str(chunk.message.content), chunk=chunk)
             yield chunk
+
+    def _pause(self, step: ScriptStep) -> float:
+        return self.token_delay if step.token_delay is None else step.token_delay
 
     def _chunks(self, step: ScriptStep, messages: list[BaseMessage]) -> list[ChatGenerationChunk]:
         """The reply split into word tokens; the last chunk carries tool calls and usage."""
