@@ -295,3 +295,34 @@ def test_the_page_is_labelled_readable_and_fits_a_phone(
     expect(toggle).to_have_attribute("aria-expanded", "true")
     expect(page.locator("#session-list button")).to_have_count(1)
     screenshot(page, f"page-phone-{backend.name}")
+
+
+# The page's own parser, fed a stream in awkward pieces: CRLF split between chunks, a lone CR and LF as
+# line ends, comments (heartbeats), several data lines, a field without a value, an event with no data,
+# and an unfinished event when the stream ends.
+_PARSE = """async (pieces) => {
+  const { EventStreamParser } = await import("/static/sse.js");
+  const events = [];
+  const parser = new EventStreamParser((event) => events.push(event));
+  for (const piece of pieces) parser.push(piece);
+  return events;
+}"""
+
+
+@pytest.mark.sqlite_only
+def test_the_page_parses_event_streams_as_the_standard_says(
+    start_server: Any, open_page: OpenPage, backend: Backend
+) -> None:
+    page = open_page(start_server(), "alice")
+    pieces = [
+        ": ping\r\n\r\nid: 1\r",
+        "\nevent: token\r\ndata: {\"text\": \"Hel\"}\r\n\r",
+        "\n: ping\n\nid: 2\nevent: token\ndata: {\"text\":\ndata: \"lo\"}\n\r",
+        "id: 3\revent: update\rdata\r\rid: 4\nevent: nothing\n\n",
+        "id: 5\nevent: done\ndata: {}",
+    ]
+    assert page.evaluate(_PARSE, pieces) == [
+        {"type": "token", "data": '{"text": "Hel"}', "id": "1"},
+        {"type": "token", "data": '{"text":\n"lo"}', "id": "2"},
+        {"type": "update", "data": "", "id": "3"},
+    ]
