@@ -289,6 +289,10 @@ def test_the_page_is_labelled_readable_and_fits_a_phone(
     send(page, "a-long-word-without-spaces-" * 8)
     expect(last_reply(page)).to_contain_text("a-long-word-without-spaces-")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    # The conversation scrolls; the message box stays on screen.
+    box = page.get_by_role("textbox", name="Message", exact=True).bounding_box()
+    assert box is not None
+    assert box["y"] + box["height"] <= PHONE["height"]
     expect(page.locator("#session-list")).to_be_hidden()
     toggle = page.get_by_role("button", name="Sessions")
     toggle.click()

@@ -109,6 +109,14 @@ export class ChatView {
     return { item, body };
   }
 
+  /** Make a change to the transcript; if the reader was at its end, keep them there. */
+  keepingUp(change) {
+    const log = this.transcript;
+    const atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
+    change();
+    if (atEnd) log.scrollTop = log.scrollHeight;
+  }
+
   note(text, kind = "note") {
     const item = el("li", { class: `msg ${kind}`, text });
     this.transcript.append(item);
@@ -176,7 +184,7 @@ export class ChatView {
           }
         },
         onToken: (text) => {
-          reply.body.append(text);
+          this.keepingUp(() => reply.body.append(text));
         },
         onInterrupt: (interrupt) => {
           asked.push(interrupt);

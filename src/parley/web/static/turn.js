@@ -45,6 +45,7 @@ export async function followMessage({ userId, messageId, response, on, signal })
   };
 
   let current = response;
+  let id = messageId;
   if (current && !isEventStream(current)) {
     // A server that answered with the message resource instead of its events.
     const message = await current.json();
@@ -52,6 +53,7 @@ export async function followMessage({ userId, messageId, response, on, signal })
       on.onDone(message);
       return;
     }
+    id = message.message_id;
     current = null;
   }
 
@@ -66,7 +68,7 @@ export async function followMessage({ userId, messageId, response, on, signal })
       await sleep(RECONNECT_DELAYS_MS[failures], signal);
       if (signal?.aborted) return;
       try {
-        current = await getEvents(userId, messageId, lastEventId, signal);
+        current = await getEvents(userId, id, lastEventId, signal);
       } catch (error) {
         if (signal?.aborted) return;
         if (error instanceof ApiError && error.status < 500) {
