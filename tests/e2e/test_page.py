@@ -320,8 +320,8 @@ def test_the_page_parses_event_streams_as_the_standard_says(
     page = open_page(start_server(), "alice")
     pieces = [
         ": ping\r\n\r\nid: 1\r",
-        "\nevent: token\r\ndata: {\"text\": \"Hel\"}\r\n\r",
-        "\n: ping\n\nid: 2\nevent: token\ndata: {\"text\":\ndata: \"lo\"}\n\r",
+        '\nevent: token\r\ndata: {"text": "Hel"}\r\n\r',
+        '\n: ping\n\nid: 2\nevent: token\ndata: {"text":\ndata: "lo"}\n\r',
         "id: 3\revent: update\rdata\r\rid: 4\nevent: nothing\n\n",
         "id: 5\nevent: done\ndata: {}",
     ]
