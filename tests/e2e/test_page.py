@@ -155,6 +155,30 @@ def test_a_confirmation_is_approved_with_its_button(
     screenshot(page, f"page-confirm-approved-{backend.name}")
 
 
+@pytest.mark.sqlite_only
+def test_a_confirmation_is_edited_with_new_arguments(
+    start_server: Any, open_page: OpenPage, backend: Backend
+) -> None:
+    page = open_page(start_server(), "alice")
+    send(page, ORDER)
+    card = page.get_by_role("region", name="Please confirm")
+    card.get_by_role("button", name="Edit").click()
+    field = card.get_by_label("New arguments (JSON)")
+    expect(field).to_be_focused()
+    expect(field).to_have_value('{\n  "item": "mug",\n  "quantity": 2\n}')
+
+    field.fill("three mugs")
+    card.get_by_role("button", name="Send edit").click()
+    expect(card.get_by_role("alert")).to_contain_text("JSON object")
+    expect(field).to_have_attribute("aria-invalid", "true")
+
+    field.fill('{"quantity": 3}')
+    card.get_by_role("button", name="Send edit").click()
+    expect(last_reply(page)).to_contain_text('"quantity": 3, "total": 27.0')
+    assert backend.query("SELECT item, quantity FROM parley_orders") == [{"item": "mug", "quantity": 3}]
+    screenshot(page, f"page-confirm-edited-{backend.name}")
+
+
 def test_the_operator_view_approves_a_review(
     start_server: Any, open_page: OpenPage, backend: Backend
 ) -> None:
@@ -189,6 +213,27 @@ def test_the_operator_view_approves_a_review(
     expect(user.get_by_role("region", name="Being reviewed")).to_have_count(0)
     screenshot(user, f"page-review-approved-{backend.name}")
     screenshot(operator, f"page-operator-done-{backend.name}")
+
+
+@pytest.mark.sqlite_only
+def test_the_operator_view_edits_a_review(start_server: Any, open_page: OpenPage, backend: Backend) -> None:
+    server: ServerProcess = start_server(PARLEY_OPERATOR_HEADER_ENABLED="true")
+    user = open_page(server, "alice")
+    send(user, "Is this a case for a lawsuit?")
+    expect(user.get_by_role("region", name="Being reviewed")).to_be_visible()
+
+    operator = open_page(server, "olga")
+    operator.get_by_role("tab", name="Operator").click()
+    card = operator.locator("#queue > li").filter(has_text="Review for alice")
+    card.get_by_role("button", name="Edit").click()
+    card.get_by_label("Reply to send instead").fill("Please ask a lawyer about that.")
+    card.get_by_role("button", name="Send edited reply").click()
+    expect(operator.locator("#queue-status")).to_have_text(
+        "Edited the review for alice. No reviews are waiting."
+    )
+
+    expect(last_reply(user)).to_have_text("Please ask a lawyer about that.")
+    assert "Echo:" not in user.locator("body").inner_text()
 
 
 def test_a_session_reopens_from_the_list_with_its_transcript(
