@@ -13,6 +13,7 @@ from parley.core.context import GraphContext
 from parley.core.errors import ConfigurationError
 from parley.core.events import EventBus
 from parley.core.graph_loader import load_graph
+from parley.core.journal import EventJournal
 from parley.core.ports import Runner
 from parley.core.turns import TurnExecutor, TurnPolicy
 from parley.models.factory import build_chat_model
@@ -26,7 +27,7 @@ from parley.storage.factory import Storage
 _RUNNER_LOCK_KEY = 0x7061726C6569
 
 
-def build_executor(settings: Settings, storage: Storage, bus: EventBus) -> TurnExecutor:
+def build_executor(settings: Settings, storage: Storage, journal: EventJournal) -> TurnExecutor:
     """The chat model and the graph, and the executor that runs their turns.
 
     ``ConfigurationError`` if the model cannot be built or the graph cannot be loaded.
@@ -41,7 +42,7 @@ def build_executor(settings: Settings, storage: Storage, bus: EventBus) -> TurnE
         graph=graph,
         checkpointer=storage.checkpointer,
         store=storage.store,
-        bus=bus,
+        events=journal,
         policy=TurnPolicy(
             durability=settings.durability,
             max_attempts=settings.max_attempts,
@@ -84,10 +85,27 @@ async def hold_runner_lock(settings: Settings, stack: AsyncExitStack, *, worker:
     )
 
 
+async def open_journal(
+    settings: Settings, storage: Storage, bus: EventBus, stack: AsyncExitStack, *, runs_turns: bool
+) -> EventJournal:
+    """The process's event journal, started (and stopped by ``stack``); a process that runs turns also
+    prunes old events."""
+    journal = EventJournal(
+        store=storage.store,
+        bus=bus,
+        retention_seconds=settings.event_retention_seconds,
+        prune=runs_turns,
+    )
+    await journal.start()
+    stack.push_async_callback(journal.stop)
+    return journal
+
+
 async def build_runner(
-    settings: Settings, storage: Storage, bus: EventBus, stack: AsyncExitStack
+    settings: Settings, storage: Storage, journal: EventJournal, stack: AsyncExitStack
 ) -> tuple[Runner, TurnExecutor | None]:
     """The runner of an API instance (not started), and its executor when it runs turns itself."""
+    bus = journal.bus
     if settings.runner == "queue":
         assert settings.database_url is not None
         relay = PostgresRelay(url=settings.database_url, bus=bus)
@@ -96,7 +114,7 @@ async def build_runner(
         app = queue_app(settings.database_url, pool_size=settings.database_pool_size)
         return QueueRunner(app=app, relay=relay), None
     await hold_runner_lock(settings, stack, worker=False)
-    executor = build_executor(settings, storage, bus)
+    executor = build_executor(settings, storage, journal)
     return InProcessRunner(
         store=storage.store, executor=executor, max_concurrent=settings.max_concurrent_turns
     ), executor

@@ -124,6 +124,26 @@ class Settings(BaseSettings):
     )
     max_wait: float = Field(default=60.0, ge=0, le=3600, description="Upper bound of ``wait``.")
     busy_policy: BusyPolicy = BusyPolicy.ENQUEUE
+    event_retention_seconds: float = Field(
+        default=86_400.0,
+        ge=1,
+        le=90 * 86_400,
+        description="How long a message's events are kept after it ended, for event streams to replay "
+        "(GET /v1/messages/{id}/events with Last-Event-ID); after that a stream gets only its done event.",
+    )
+    sse_heartbeat_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=300,
+        description="Seconds between heartbeat comments on an idle event stream (keeps proxies from "
+        "closing it).",
+    )
+    sse_max_streams: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Event streams one process holds open at once; past it, new ones are refused (503).",
+    )
     max_concurrent_turns: int = Field(default=64, ge=1, le=10_000)
     durability: Literal["sync"] = Field(
         default="sync",

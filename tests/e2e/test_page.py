@@ -103,10 +103,9 @@ def test_a_reply_streams_into_the_page_as_it_is_generated(
     start_server: Any, open_page: OpenPage, backend: Backend, tmp_path: Path
 ) -> None:
     script = tmp_path / "script.json"
-    script.write_text(json.dumps([{"text": STREAMED, "token_delay": 0.1}]))
-    server: ServerProcess = start_server(
-        PARLEY_GRAPH="tests.graphs.plain_chat:build", PARLEY_SCRIPTED_SCRIPT=str(script)
-    )
+    script.write_text(json.dumps([{"text": STREAMED, "pace": 0.1}]))
+    # Without review keywords the assistant's reply can only be reviewed for a tool's amount: it streams live.
+    server: ServerProcess = start_server(PARLEY_REVIEW_KEYWORDS="", PARLEY_SCRIPTED_SCRIPT=str(script))
     page = open_page(server, "alice")
     page.evaluate(_RECORD_REPLY)
 

@@ -19,7 +19,7 @@ from parley.api.middleware import BodySizeLimit
 from parley.api.openapi import install_openapi
 from parley.api.page import install_page
 from parley.api.routers import chat, interrupts, messages, ops, sessions
-from parley.assembly import build_runner
+from parley.assembly import build_runner, open_journal
 from parley.core.events import EventBus
 from parley.settings import Settings
 from parley.storage.factory import open_storage
@@ -37,9 +37,15 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     async with AsyncExitStack() as stack:
         storage = await open_storage(settings, stack)
         bus = EventBus()
-        runner, _ = await build_runner(settings, storage, bus, stack)
+        journal = await open_journal(settings, storage, bus, stack, runs_turns=settings.runner == "inprocess")
+        runner, _ = await build_runner(settings, storage, journal, stack)
         services = Services(
-            settings=settings, store=storage.store, bus=bus, runner=runner, checkpointer=storage.checkpointer
+            settings=settings,
+            store=storage.store,
+            bus=bus,
+            journal=journal,
+            runner=runner,
+            checkpointer=storage.checkpointer,
         )
         try:
             yield services

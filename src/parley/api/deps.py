@@ -13,6 +13,7 @@ from parley.api.errors import UnsupportedMediaType
 from parley.api.json_body import is_json_media_type
 from parley.core.errors import Forbidden
 from parley.core.events import EventBus
+from parley.core.journal import EventJournal
 from parley.core.ports import Runner, Store
 from parley.settings import Settings
 
@@ -24,6 +25,7 @@ class Services:
     settings: Settings
     store: Store
     bus: EventBus
+    journal: EventJournal
     runner: Runner
     checkpointer: BaseCheckpointSaver[Any]
 

@@ -10,7 +10,10 @@ an operator's review of sensitive drafts.
 - ``review`` checks the final draft against the review policy (keywords, amounts over a limit); a flagged
   draft pauses for an operator (kind ``review``), who approves, edits or rejects it before the user sees
   anything: the interrupt's value is redacted for the user (``core.redaction``), and the ``agent``'s
-  model is tagged ``HOLD_TAG``, so its tokens are published only once the turn completes unreviewed.
+  model is tagged ``HOLD_TAG`` whenever its draft may be flagged, so its tokens are published only once
+  the turn completes unreviewed. With review keywords (the default) that is every draft, whose words are
+  judged only once written; with ``PARLEY_REVIEW_KEYWORDS=`` (none) drafts stream live unless a tool's
+  amount already sends them to review.
 
 A model without tool calling (``bind_tools`` not implemented) still chats and is still reviewed.
 """
@@ -86,9 +89,13 @@ def build_graph(ctx: GraphContext) -> StateGraph[AssistantState, Any, Any, Any]:
         except NotImplementedError:
             logger.info("the model has no tool calling: the assistant chats without tools")
             tools_enabled = False
-    # Every draft may go to an operator's review: its tokens are held until the turn completes (and
-    # dropped if it pauses for review), so no stream shows a draft the user must not see.
-    agent_model = agent_model.with_config(tags=[HOLD_TAG])
+    # A draft that may go to an operator's review has its tokens held until the turn completes (dropped
+    # if it pauses for review), so no stream shows a draft the user must not see. Whether the draft's own
+    # words send it to review is known only once it is written, so with review keywords every draft is
+    # held; without them, what could send it (the question, a tool's amount) is known before it is
+    # written, and a draft that cannot be flagged streams live.
+    held_model = agent_model.with_config(tags=[HOLD_TAG])
+    live_model = agent_model
 
     def route_start(state: AssistantState) -> Literal["summarise", "agent"]:
         cut = overflow_cut(
@@ -116,7 +123,12 @@ def build_graph(ctx: GraphContext) -> StateGraph[AssistantState, Any, Any, Any]:
         summary = state.get("summary", "")
         if summary:
             system += "\n\nSummary of the conversation so far:\n" + summary
-        reply = await agent_model.ainvoke([SystemMessage(system), *state["messages"]])
+        question, turn = _this_turn(state["messages"])
+        may_be_flagged = bool(policy.keywords) or bool(
+            policy.reasons(draft="", question=question, tool_results=turn)
+        )
+        drafting = held_model if may_be_flagged else live_model
+        reply = await drafting.ainvoke([SystemMessage(system), *state["messages"]])
         return {"messages": [reply]}
 
     def route_agent(state: AssistantState) -> Literal["tools", "review"]:

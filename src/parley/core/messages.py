@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from parley.core.errors import Conflict
-from parley.core.events import EventBus
+from parley.core.events import RESYNC, EventBus, EventPublisher
 from parley.core.ports import Runner, Store
 from parley.core.records import MessageRecord
 from parley.core.statuses import MessageKind, MessageStatus
@@ -78,7 +78,7 @@ async def _started(runner: Runner, record: MessageRecord) -> MessageRecord:
     return record
 
 
-DONE_ONLY = frozenset({"done", "resync"})
+DONE_ONLY = frozenset({"done", RESYNC})
 
 
 async def wait_for_terminal(
@@ -121,6 +121,7 @@ async def cancel_message(
     store: Store,
     runner: Runner,
     bus: EventBus,
+    events: EventPublisher,
     message_id: str,
     user_id: str,
     wait: float,
@@ -142,7 +143,7 @@ async def cancel_message(
         )
     cancelled = await store.cancel_if_queued(message_id=message_id)
     if cancelled is not None:
-        bus.publish(message_id, "done", cancelled)
+        events.publish_closing(cancelled)
         return cancelled
     if await store.mark_cancel_requested(message_id=message_id) is not None:
         await runner.cancel(message_id)

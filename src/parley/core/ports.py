@@ -7,10 +7,11 @@ no router can forget the ownership check: a session of another user is simply no
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from parley.core.events import MessageEvent
 from parley.core.records import MessageRecord, PendingHead, PendingInterrupt, SessionRecord, TranscriptPage
 from parley.core.statuses import MessageKind, MessageStatus
 
@@ -143,6 +144,18 @@ class Store(Protocol):
         undone: the session then waits on what it waited on before, and an interrupt this message had
         claimed is pending again.
         """
+
+    async def append_events(self, *, message_id: str, events: Sequence[tuple[str, Any]]) -> int | None:
+        """Store a message's next events (``(kind, JSON-able data)``, in order) and give them the next ids;
+        the id of the last one, or None if the message does not exist. Ids are gapless and never reused,
+        whichever process appends (the message's ``event_seq`` moves on in the same statement)."""
+
+    async def read_events(self, *, message_id: str, after: int) -> list[MessageEvent]:
+        """The message's stored events with an id above ``after``, in order (no owner check: callers
+        have read the message as its viewer first)."""
+
+    async def prune_events(self, *, finished_before: datetime) -> int:
+        """Delete the stored events of messages that ended before ``finished_before``; rows deleted."""
 
     async def get_session(self, *, session_id: str, user_id: str, operator: bool = False) -> SessionRecord:
         """The session with its derived status, if it belongs to ``user_id`` (any, for an operator)."""

@@ -33,6 +33,8 @@ class MessageRecord:
     usage: dict[str, Any] | None = None
     cancel_requested: bool = False
     """A cancel was asked for while the turn ran (possibly in another process)."""
+    event_seq: int = 0
+    """The id of the message's latest stored event (0: none yet); see ``Store.append_events``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command, Interrupt, StateSnapshot
 
 from parley.core.errors import StorageUnavailable, TurnCancelled
-from parley.core.events import EventBus
+from parley.core.events import EventPublisher
 from parley.core.ports import Store
 from parley.core.records import MessageRecord
 from parley.core.retry import backoff_seconds, is_transient
@@ -154,13 +154,13 @@ class TurnExecutor:
         graph: Pregel[Any, Any, Any, Any],
         checkpointer: BaseCheckpointSaver[Any],
         store: Store,
-        bus: EventBus,
+        events: EventPublisher,
         policy: TurnPolicy,
     ) -> None:
         self._graph = graph
         self._checkpointer = checkpointer
         self._store = store
-        self._bus = bus
+        self._events = events
         self._policy = policy
         self._cancel_requests: set[str] = set()
 
@@ -178,7 +178,7 @@ class TurnExecutor:
             return None
         # One observer for all the turn's attempts: it streams tokens and sums up the model calls.
         observer = StreamingTurnObserver(
-            lambda text, node: self._bus.publish(message_id, "token", {"text": text, "node": node})
+            lambda text, node: self._events.publish(message_id, "token", {"text": text, "node": node})
         )
         try:
             if message_id in self._cancel_requests or running.cancel_requested:
@@ -201,7 +201,7 @@ class TurnExecutor:
                     f"The turn was started {running.attempts - 1} times without finishing; given up.",
                 )
             else:
-                self._bus.publish(message_id, "status", {"status": MessageStatus.RUNNING.value})
+                self._announce(running)
                 outcome = await self._attempts(running, observer)
         except asyncio.CancelledError:
             if message_id not in self._cancel_requests:
@@ -250,6 +250,10 @@ class TurnExecutor:
             else:
                 if reposed:
                     outcome = TurnOutcome(status=outcome.status, error=outcome.error, interrupt=reposed)
+        # Tokens held for review are published only now, and only if no review is pending; the turn's
+        # events are stored before its end, whose closing events (``done`` last) storage writes with it.
+        observer.settle(publish=outcome.status is MessageStatus.COMPLETED)
+        await self._events.flush(message_id)
         final = await self._store.finish(
             message_id=message_id,
             status=outcome.status,
@@ -260,10 +264,14 @@ class TurnExecutor:
         )
         self._cancel_requests.discard(message_id)
         if final is not None:
-            # Tokens held for review reach subscribers only now, and only if no review is pending.
-            observer.settle(publish=final.status is MessageStatus.COMPLETED)
-            self._bus.publish(message_id, "done", final)
+            self._events.publish_closing(final)
         return final
+
+    def _announce(self, running: MessageRecord) -> None:
+        """An attempt starts: ``status`` running, with its number (past the first, a stream's client
+        drops the reply text it has: the retry streams it again)."""
+        status = {"status": MessageStatus.RUNNING.value, "attempt": running.attempts}
+        self._events.publish(running.message_id, "status", status)
 
     async def _release(self, message_id: str) -> None:
         try:
@@ -317,6 +325,7 @@ class TurnExecutor:
             if again is None:
                 raise RuntimeError(f"message {record.message_id} ended while its turn was retrying")
             record = again
+            self._announce(record)
 
     def _fresh_input(self, message: MessageRecord) -> Any:
         if message.kind is MessageKind.RESUME:
@@ -454,9 +463,9 @@ class TurnExecutor:
                         for pending in data["__interrupt__"]:
                             interrupts.setdefault(pending.id, pending)
                         breakpoint_hit = breakpoint_hit or not data["__interrupt__"]
-                    nodes = [n for n in data if not n.startswith("__")]
-                    if nodes:
-                        self._bus.publish(message.message_id, "update", {"nodes": nodes})
+                    for node in data:
+                        if not node.startswith("__"):
+                            self._events.publish(message.message_id, "update", {"node": node})
         if breakpoint_hit and not interrupts:
             snapshot = await self._graph.aget_state(_thread(message.session_id))
             checkpoint_id = str(snapshot.config["configurable"]["checkpoint_id"])

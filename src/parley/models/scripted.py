@@ -8,7 +8,8 @@ as it would any provider's. What it says comes, in order of precedence, from:
    ``ScriptedModelError`` (permanent), ``[[fail:timeout]]`` raises ``TimeoutError``,
    ``[[fail:rate_limit]]`` / ``[[fail:unavailable]]`` raise an error with HTTP status 429 / 503 (all three
    transient), ``[[flaky:N]]`` times out on the first N calls for that message and then answers,
-   ``[[reply:text]]`` answers ``text``, ``[[tool:name|{"json": "args"}]]`` (one or more) calls tools;
+   ``[[reply:text]]`` answers ``text``, ``[[pace:0.05]]`` streams its tokens that many seconds apart,
+   ``[[tool:name|{"json": "args"}]]`` (one or more) calls tools;
 2. the next step of its script (text, tool calls, a delay, an exception), consumed in order;
 3. by default, ``Echo: <the last user message>`` — deterministic, and bounded in length; after tool
    results, ``Tool results: <name>: <result>; …``.
@@ -71,9 +72,8 @@ class ScriptStep(BaseModel):
     text: str | None = None
     tool_calls: list[dict[str, Any]] = Field(default_factory=list)
     delay: float = Field(default=0.0, ge=0)
-    token_delay: float | None = Field(default=None, ge=0)
-    """Seconds before each streamed chunk of this step's reply (None: the model's ``token_delay``), so a
-    test can watch a reply arrive piece by piece."""
+    pace: float | None = Field(default=None, ge=0)
+    """Seconds between streamed tokens of this call (the model's ``token_delay`` when None)."""
     error: ErrorKind | None = None
 
 
@@ -163,6 +163,8 @@ class ScriptedChatModel(BaseChatModel):
         directives = dict((name.lower(), arg or "") for name, arg in _DIRECTIVE.findall(text))
         if directives:
             step = ScriptStep(delay=float(directives.get("sleep") or 0))
+            if "pace" in directives:
+                step.pace = float(directives["pace"] or 0)
             if "fail" in directives:
                 kind = directives["fail"] or "error"
                 step.error = cast("ErrorKind", kind) if kind in _ERROR_KINDS else "error"
@@ -262,10 +264,10 @@ class ScriptedChatModel(BaseChatModel):
         if step.delay:
             time.sleep(step.delay)
         self._raise_for(step)
-        pause = self._pause(step)
+        pace = self.token_delay if step.pace is None else step.pace
         for chunk in self._chunks(step, messages):
-            if pause:
-                time.sleep(pause)
+            if pace:
+                time.sleep(pace)
             if run_manager is not None:
                 run_manager.on_llm_new_token(str(chunk.message.content), chunk=chunk)
             yield chunk
@@ -281,16 +283,13 @@ class ScriptedChatModel(BaseChatModel):
         if step.delay:
             await asyncio.sleep(step.delay)
         self._raise_for(step)
-        pause = self._pause(step)
+        pace = self.token_delay if step.pace is None else step.pace
         for chunk in self._chunks(step, messages):
-            if pause:
-                await asyncio.sleep(pause)
+            if pace:
+                await asyncio.sleep(pace)
             if run_manager is not None:
                 await run_manager.on_llm_new_token(str(chunk.message.content), chunk=chunk)
             yield chunk
-
-    def _pause(self, step: ScriptStep) -> float:
-        return self.token_delay if step.token_delay is None else step.token_delay
 
     def _chunks(self, step: ScriptStep, messages: list[BaseMessage]) -> list[ChatGenerationChunk]:
         """The reply split into word tokens; the last chunk carries tool calls and usage."""

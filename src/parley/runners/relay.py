@@ -5,9 +5,11 @@ instance, possibly another one than the instance that accepted the message. The 
 published on this process's ``EventBus`` as notifications on ``parley_events`` and delivers the
 notifications of other processes to local subscribers; cancels travel on ``parley_control``.
 
-A notification is a hint, not the record: ``done`` carries only the status (the waiter reads the row),
-and one missed while the listening connection was down is made good by a ``resync`` to every local
-subscriber after it reconnects. Storage, not the relay, is what holds the truth.
+A notification is a hint, not the record: events are stored before they are published (``core/journal.py``)
+and carry their id, ``done`` carries only the status (the waiter reads the row), an event too large to
+notify travels as a ``resync`` for its message, and one missed while the listening connection was down is
+made good by a ``resync`` to every local subscriber after it reconnects. Storage, not the relay, is what
+holds the truth.
 
 Events waiting to be sent go out together: as many as fit in one notification (a JSON list), and the
 notifications in one round trip. A turn publishes its held tokens in a burst just before its ``done``
@@ -29,8 +31,8 @@ from typing import Any
 import psycopg
 
 from parley.core.errors import first_line
-from parley.core.events import EventBus
-from parley.core.records import MessageRecord
+from parley.core.events import RESYNC, EventBus, MessageEvent
+from parley.core.journal import stored_form
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +48,6 @@ _MAX_BATCH = 500
 _NOTIFY = "SELECT pg_notify(%s, %s)"
 
 CancelHandler = Callable[[str], Awaitable[None]]
-
-
-def _portable(kind: str, data: Any) -> Any:
-    """What of an event crosses processes: a record becomes its status (the receiver reads the row)."""
-    if isinstance(data, MessageRecord):
-        return {"status": data.status.value}
-    return data
 
 
 class PostgresRelay:
@@ -80,6 +75,8 @@ class PostgresRelay:
         self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._listening = asyncio.Event()
+        self._all_sent = asyncio.Event()  # nothing waits in the outbox or in a batch being sent
+        self._all_sent.set()
 
     async def start(self) -> None:
         """Start listening (returns once the first LISTEN is in place) and forwarding."""
@@ -98,8 +95,12 @@ class PostgresRelay:
             except TimeoutError:
                 logger.warning("the event relay is not listening yet; it keeps trying")
 
-    async def stop(self) -> None:
-        """Stop both loops; events not yet sent are dropped (their rows hold the truth)."""
+    async def stop(self, *, grace: float = 2.0) -> None:
+        """Send what is waiting (for at most ``grace`` seconds: a process stopping has just published its
+        turns' last events), then stop both loops; what is still unsent is dropped (storage has it)."""
+        if self._tasks:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_sent.wait(), grace)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -109,14 +110,16 @@ class PostgresRelay:
 
     async def send_cancel(self, message_id: str) -> None:
         """Ask whichever process runs ``message_id``'s turn to cancel it."""
+        self._all_sent.clear()
         self._outbox.put_nowait((CONTROL_CHANNEL, json.dumps({"m": message_id})))
 
-    def _tap(self, message_id: str, kind: str, data: Any) -> None:
-        event = json.dumps({"m": message_id, "k": kind, "d": _portable(kind, data)})
-        if len(event) > _MAX_PAYLOAD_BYTES - _ENVELOPE_BYTES:  # ASCII: json.dumps escapes the rest
-            # Too large to notify: say that something happened; the receiver reads the row if it cares.
-            event = json.dumps({"m": message_id, "k": kind, "d": None})
-        self._outbox.put_nowait((EVENTS_CHANNEL, event))
+    def _tap(self, message_id: str, event: MessageEvent) -> None:
+        sent = json.dumps({"m": message_id, "k": event.kind, "d": stored_form(event.data), "i": event.id})
+        if len(sent) > _MAX_PAYLOAD_BYTES - _ENVELOPE_BYTES:  # ASCII: json.dumps escapes the rest
+            # Too large to notify: the receivers' subscribers read it from storage, which has it.
+            sent = json.dumps({"m": message_id, "k": RESYNC})
+        self._all_sent.clear()
+        self._outbox.put_nowait((EVENTS_CHANNEL, sent))
 
     def _pack(self, batch: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """The events of ``batch`` as ``(channel, payload)`` notifications, in order: consecutive events
@@ -149,6 +152,8 @@ class PostgresRelay:
                             batch.append(self._outbox.get_nowait())
                         await _notify(conn, self._pack(batch))
                         batch = []
+                        if self._outbox.empty():
+                            self._all_sent.set()
             except psycopg.Error as exc:
                 delay = _RECONNECT_SECONDS[min(attempt, len(_RECONNECT_SECONDS) - 1)]
                 attempt += 1
@@ -196,7 +201,15 @@ class PostgresRelay:
             if channel == CONTROL_CHANNEL and self._on_cancel is not None:
                 await self._on_cancel(message_id)
             elif channel == EVENTS_CHANNEL:
-                self._bus.deliver(message_id, str(event.get("k", "")), event.get("d"))
+                event_id = event.get("i")
+                self._bus.deliver(
+                    message_id,
+                    MessageEvent(
+                        kind=str(event.get("k", "")),
+                        data=event.get("d"),
+                        id=event_id if isinstance(event_id, int) else None,
+                    ),
+                )
 
 
 async def _notify(conn: psycopg.AsyncConnection[Any], batch: list[tuple[str, str]]) -> None:

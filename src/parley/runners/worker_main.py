@@ -9,7 +9,7 @@ import signal
 import socket
 from contextlib import AsyncExitStack
 
-from parley.assembly import build_executor, hold_runner_lock
+from parley.assembly import build_executor, hold_runner_lock, open_journal
 from parley.core.events import EventBus
 from parley.runners.queue import QueueWorker, queue_app
 from parley.runners.relay import PostgresRelay
@@ -38,7 +38,8 @@ async def run_worker(
         storage = await open_storage(settings, stack)
         await hold_runner_lock(settings, stack, worker=True)
         bus = EventBus()
-        executor = build_executor(settings, storage, bus)
+        journal = await open_journal(settings, storage, bus, stack, runs_turns=True)
+        executor = build_executor(settings, storage, journal)
         app = queue_app(settings.database_url, pool_size=settings.database_pool_size)
         worker = QueueWorker(
             app=app,

@@ -12,9 +12,10 @@ import uuid
 from typing import Any
 
 from parley.core.errors import ActionPerformed, InvalidInput, TurnCancelled
+from parley.core.events import closing_events
 from parley.core.records import MessageRecord
 from parley.core.statuses import CANCELLED_ERROR, MessageKind, MessageStatus
-from parley.storage import rows
+from parley.storage import message_events, rows
 from parley.storage.db import Tx
 
 
@@ -146,13 +147,19 @@ async def release(tx: Tx, *, message_id: str, now: str) -> MessageRecord | None:
 
 
 async def cancel_if_queued(tx: Tx, *, message_id: str, now: str) -> MessageRecord | None:
-    """``queued`` → ``cancelled``."""
-    return await update(
+    """``queued`` → ``cancelled``, with its closing events."""
+    closing = closing_events(status=MessageStatus.CANCELLED, interrupt=None, error=CANCELLED_ERROR)
+    record = await update(
         tx,
-        "UPDATE parley_messages SET status = 'cancelled', finished_at = ?, updated_at = ?, error = ? "
-        "WHERE message_id = ? AND status = 'queued'",
-        (now, now, json.dumps(CANCELLED_ERROR), message_id),
+        "UPDATE parley_messages SET status = 'cancelled', finished_at = ?, updated_at = ?, error = ?, "
+        "event_seq = event_seq + ? WHERE message_id = ? AND status = 'queued'",
+        (now, now, json.dumps(CANCELLED_ERROR), len(closing), message_id),
     )
+    if record is not None:
+        await message_events.insert_run(
+            tx, message_id=message_id, last=record.event_seq, events=closing, now=now
+        )
+    return record
 
 
 async def mark_cancel_requested(tx: Tx, *, message_id: str, now: str) -> MessageRecord | None:
@@ -207,11 +214,13 @@ async def finish(
     usage: dict[str, Any] | None,
     now: str,
 ) -> MessageRecord | None:
-    """Pending → a terminal status, with the outcome."""
-    return await update(
+    """Pending → a terminal status, with the outcome and its closing events."""
+    closing = closing_events(status=status, interrupt=interrupt, error=error)
+    record = await update(
         tx,
         "UPDATE parley_messages SET status = ?, reply = ?, interrupt = ?, error = ?, usage = ?, "
-        f"finished_at = ?, updated_at = ? WHERE message_id = ? AND status IN {rows.PENDING_SQL}",
+        "finished_at = ?, updated_at = ?, event_seq = event_seq + ? "
+        f"WHERE message_id = ? AND status IN {rows.PENDING_SQL}",
         (
             status.value,
             reply,
@@ -220,6 +229,12 @@ async def finish(
             rows.dumps(usage),
             now,
             now,
+            len(closing),
             message_id,
         ),
     )
+    if record is not None:
+        await message_events.insert_run(
+            tx, message_id=message_id, last=record.event_seq, events=closing, now=now
+        )
+    return record

@@ -8,16 +8,17 @@ this module only reads what they need and writes what they decide.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from parley.core import rules
 from parley.core.errors import NotFound, StorageUnavailable
+from parley.core.events import MessageEvent
 from parley.core.records import MessageRecord, PendingHead, PendingInterrupt, SessionRecord, TranscriptPage
 from parley.core.statuses import MessageKind, MessageStatus
-from parley.core.timestamps import utc_now
-from parley.storage import actions, interrupts, messages, rows, sessions, transcript
+from parley.core.timestamps import format_timestamp, utc_now
+from parley.storage import actions, interrupts, message_events, messages, rows, sessions, transcript
 from parley.storage.db import Database, Duplicate, Tx
 
 T = TypeVar("T")
@@ -354,6 +355,30 @@ class SqlStore:
             return record
 
         return await self._write(_tx)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    async def append_events(self, *, message_id: str, events: Sequence[tuple[str, Any]]) -> int | None:
+        """See ``Store.append_events``."""
+        if not events:
+            raise ValueError("no events to append")
+        return await self._one_statement(
+            lambda tx: message_events.append(tx, message_id=message_id, events=events, now=utc_now()),
+            writes=True,
+        )
+
+    async def read_events(self, *, message_id: str, after: int) -> list[MessageEvent]:
+        """See ``Store.read_events``."""
+        return await self._one_statement(
+            lambda tx: message_events.read(tx, message_id=message_id, after=after)
+        )
+
+    async def prune_events(self, *, finished_before: datetime) -> int:
+        """See ``Store.prune_events``."""
+        cutoff = format_timestamp(finished_before)
+        return await self._one_statement(
+            lambda tx: message_events.prune(tx, finished_before=cutoff), writes=True
+        )
 
     # -- sessions -------------------------------------------------------------------------------
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Request, Response
 
 from parley.api.deps import JsonBody, ServicesDep
+from parley.api.event_stream import (
+    STREAM_RESPONSE,
+    event_stream_response,
+    message_headers,
+    wants_event_stream,
+)
 from parley.api.json_body import JsonRoute
 from parley.api.schemas import ChatRequest, MessageOut, Problem
 from parley.core.errors import InvalidInput
@@ -68,10 +74,15 @@ def message_response(record: MessageRecord, *, operator: bool, prefer_async: boo
     "/chat",
     response_model=MessageOut,
     dependencies=[JsonBody],
-    responses={202: {"model": MessageOut, "description": "Accepted; poll Location."}, **_ERRORS},
-    summary="Send a user message; get the reply, or 202 and a message to poll",
+    responses={
+        200: STREAM_RESPONSE,
+        202: {"model": MessageOut, "description": "Accepted; poll Location."},
+        **_ERRORS,
+    },
+    summary="Send a user message; get the reply, or 202 and a message to poll, or its events streamed",
 )
 async def post_chat(
+    request: Request,
     body: ChatRequest,
     services: ServicesDep,
     prefer: Annotated[str | None, Header()] = None,
@@ -101,6 +112,10 @@ async def post_chat(
         idempotency_key=idempotency_key,
         answer_interrupts=settings.chat_while_interrupted == "answer",
     )
+    if wants_event_stream(request):
+        return event_stream_response(
+            request, services, message=record, operator=False, headers=message_headers(record)
+        )
     record = await wait_for_terminal(store=services.store, bus=services.bus, message=record, timeout=wait)
     # The chat route knows no role: whoever sends a chat message reads as its end user.
     return message_response(record, operator=False, prefer_async=wait == 0 and prefer is not None)

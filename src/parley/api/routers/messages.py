@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Request, Response
+from sse_starlette import EventSourceResponse
 
 from parley.api.deps import ServicesDep, UserIdHeader, ViewerDep
+from parley.api.event_stream import STREAM_RESPONSE, LastEventId, event_stream_response
 from parley.api.schemas import ID_PATTERN, MessageOut, Problem
 from parley.core.messages import cancel_message
 
@@ -33,6 +35,38 @@ async def get_message(
     return MessageOut.of(record, operator=viewer.operator)
 
 
+@router.get(
+    "/{message_id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        200: STREAM_RESPONSE,
+        404: {"model": Problem},
+        422: {"model": Problem},
+        503: {"model": Problem, "description": "The instance holds its limit of event streams."},
+    },
+    summary="The message's events as Server-Sent Events: tokens, node updates, interrupts, done",
+)
+async def get_message_events(
+    request: Request,
+    services: ServicesDep,
+    viewer: ViewerDep,
+    message_id: MessageId,
+    last_event_id: LastEventId = None,
+) -> EventSourceResponse:
+    """Replays the stored events after ``Last-Event-ID`` (all of them without it), then follows the turn
+    live; ends after ``done``. Works before the turn starts, while it runs and after it ended."""
+    record = await services.store.get_message(
+        message_id=message_id, user_id=viewer.user_id, operator=viewer.operator
+    )
+    return event_stream_response(
+        request,
+        services,
+        message=record,
+        operator=viewer.operator,
+        after=int(last_event_id) if last_event_id is not None else 0,
+    )
+
+
 @router.post(
     "/{message_id}/cancel",
     response_model=MessageOut,
@@ -56,6 +90,7 @@ async def post_cancel(
         store=services.store,
         runner=services.runner,
         bus=services.bus,
+        events=services.journal,
         message_id=message_id,
         user_id=user_id,
         wait=CANCEL_WAIT_SECONDS,

@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from parley.api.deps import JsonBody, Role, RoleDep, ServicesDep, UserIdHeader, ViewerDep
+from parley.api.event_stream import (
+    STREAM_RESPONSE,
+    event_stream_response,
+    message_headers,
+    wants_event_stream,
+)
 from parley.api.json_body import JsonRoute
 from parley.api.routers.chat import message_response, resolve_wait
 from parley.api.schemas import (
@@ -81,6 +87,7 @@ def _check_value(value: Any, *, settings: Settings) -> None:
     response_model=MessageOut,
     dependencies=[JsonBody],
     responses={
+        200: STREAM_RESPONSE,
         202: {"model": MessageOut, "description": "Accepted; poll Location."},
         403: {"model": Problem, "description": "An operator's review, answered by the end user."},
         404: {"model": Problem},
@@ -90,6 +97,7 @@ def _check_value(value: Any, *, settings: Settings) -> None:
     summary="Answer a pending interrupt; get the turn's outcome, or 202 and a message to poll",
 )
 async def post_resume(
+    request: Request,
     body: ResumeRequest,
     services: ServicesDep,
     role: RoleDep,
@@ -109,6 +117,14 @@ async def post_resume(
         value=body.value,
         idempotency_key=idempotency_key,
     )
+    if wants_event_stream(request):
+        return event_stream_response(
+            request,
+            services,
+            message=record,
+            operator=role is Role.OPERATOR,
+            headers=message_headers(record),
+        )
     record = await wait_for_terminal(store=services.store, bus=services.bus, message=record, timeout=wait)
     return message_response(
         record, operator=role is Role.OPERATOR, prefer_async=wait == 0 and prefer is not None
