@@ -41,8 +41,11 @@ _RECORD_REPLY = """() => {
 }"""
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def browser() -> Iterator[Browser]:
+    """A browser for one test. Not shared: Playwright's sync API holds an event loop in this thread while it
+    runs, and the PostgreSQL fixtures call ``asyncio.run`` (to migrate the template) when they are set up —
+    which they are before this, by taking ``start_server`` first."""
     missing = chromium_missing()
     require_service("chromium", missing is None, missing or "")
     with sync_playwright() as playwright:
@@ -110,6 +113,8 @@ def test_a_reply_streams_into_the_page_as_it_is_generated(
     page.evaluate(_RECORD_REPLY)
 
     send(page, "How do replies reach me?")
+    expect(last_reply(page)).to_contain_text("Replies arrive")
+    screenshot(page, f"page-streaming-{backend.name}")
     expect(last_reply(page)).to_have_text(STREAMED)
     expect(page.locator("#transcript .msg-assistant").last).not_to_have_attribute("aria-busy", "true")
 
@@ -130,6 +135,45 @@ def test_a_reply_streams_into_the_page_as_it_is_generated(
         ("assistant", STREAMED),
     ]
     screenshot(page, f"page-streamed-{backend.name}")
+
+
+def test_a_dropped_stream_is_picked_up_where_it_stopped(
+    start_server: Any, open_page: OpenPage, backend: Backend, tmp_path: Path
+) -> None:
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([{"text": STREAMED, "pace": 0.25}]))
+    server: ServerProcess = start_server(PARLEY_REVIEW_KEYWORDS="", PARLEY_SCRIPTED_SCRIPT=str(script))
+    page = open_page(server, "alice")
+    page.evaluate(_RECORD_REPLY)
+    reconnections: list[str | None] = []
+    page.on(
+        "request",
+        lambda request: (
+            reconnections.append(request.headers.get("last-event-id"))
+            if request.url.endswith("/events")
+            else None
+        ),
+    )
+
+    send(page, "How do replies reach me?")
+    expect(last_reply(page)).to_contain_text("Replies arrive")
+    # The API process dies mid-reply, taking the stream with it, and comes back on the same port. The turn
+    # goes on: in a worker (queue), or started again by the restarted server's recovery.
+    server.sigkill()
+    expect(page.locator("#chat-status")).to_have_text("Connection lost; reconnecting…")
+    server.start()
+    expect(last_reply(page)).to_have_text(STREAMED)
+    expect(page.locator("#transcript .msg-assistant").last).not_to_have_attribute("aria-busy", "true")
+    expect(page.locator("#chat-status")).to_have_text("")
+
+    # The page asked for what came after the last event it had, and the tokens it then got, with those it
+    # had (or, after a restart of the turn, the new attempt's alone), make the reply: none missing, none twice.
+    assert reconnections, "the page never reconnected"
+    assert all(last is not None and last.isdigit() and int(last) > 0 for last in reconnections), reconnections
+    states: list[tuple[str, bool]] = page.evaluate("window.replyStates")
+    streamed = [text for text, busy in states if busy]
+    assert streamed[-1] == STREAMED, states
+    screenshot(page, f"page-reconnected-{backend.name}")
 
 
 def test_a_confirmation_is_approved_with_its_button(

@@ -76,9 +76,7 @@ async def test_streams_word_tokens_that_add_up_to_the_reply() -> None:
 
 
 async def test_a_step_paces_its_streamed_tokens() -> None:
-    model = ScriptedChatModel(
-        script=[ScriptStep(text="one two three", pace=0.05), ScriptStep(text="a b c")]
-    )
+    model = ScriptedChatModel(script=[ScriptStep(text="one two three", pace=0.05), ScriptStep(text="a b c")])
     arrivals: list[float] = []
     async for _ in model.astream([HumanMessage("hi")]):
         arrivals.append(time.monotonic())
