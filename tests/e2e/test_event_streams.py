@@ -277,7 +277,7 @@ def test_old_events_are_pruned_after_the_retention_window(start_server: Any) -> 
 def test_a_stream_on_another_api_instance_shows_the_same_events(make_deployment: Any) -> None:
     """Two API processes and two workers: the turn runs on a worker; a stream opened on the API process
     that did not accept the message sees the events the accepting one streams: same ids, same data."""
-    deployment = make_deployment(**LIVE).start()
+    deployment = make_deployment(**LIVE)
     accepting, other = (httpx.Client(base_url=url, timeout=30) for url in deployment.base_urls)
     with accepting, other, chat_stream(accepting, SLOW) as response:
         message_id = response.headers["X-Message-Id"]

@@ -11,10 +11,9 @@ from parley.settings import Settings
 from tests.conftest import AppHarness
 
 
-def _stored_rows(harness: AppHarness) -> tuple[int, int, int]:
-    return tuple(  # type: ignore[return-value]
-        harness.backend.count(table) for table in ("parley_sessions", "parley_messages", "parley_transcript")
-    )
+def _stored_rows(harness: AppHarness) -> tuple[int, ...]:
+    tables = ("parley_sessions", "parley_messages", "parley_transcript", "parley_message_events")
+    return tuple(harness.backend.count(table) for table in tables)
 
 
 def _assert_problem(response: Any, status: int, field: str | None) -> dict[str, Any]:
@@ -53,7 +52,7 @@ def _assert_problem(response: Any, status: int, field: str | None) -> dict[str, 
 async def test_invalid_fields_are_named(harness: AppHarness, body: dict[str, Any], field: str) -> None:
     response = await harness.client.post("/v1/chat", json=body)
     _assert_problem(response, 422, field)
-    assert _stored_rows(harness) == (0, 0, 0)
+    assert _stored_rows(harness) == (0, 0, 0, 0)
 
 
 async def test_oversize_message_is_refused(harness_factory: Any, make_settings: Any) -> None:
@@ -61,14 +60,14 @@ async def test_oversize_message_is_refused(harness_factory: Any, make_settings: 
     response = await h.chat(message="x" * 11)
     problem = _assert_problem(response, 422, "body.message")
     assert "10" in problem["detail"]
-    assert _stored_rows(h) == (0, 0, 0)
+    assert _stored_rows(h) == (0, 0, 0, 0)
 
 
 async def test_oversize_body_is_413(harness_factory: Any, make_settings: Any) -> None:
     h = await harness_factory(make_settings(max_body_bytes=2048))
     response = await h.chat(message="x" * 5000)
     _assert_problem(response, 413, None)
-    assert _stored_rows(h) == (0, 0, 0)
+    assert _stored_rows(h) == (0, 0, 0, 0)
 
 
 async def test_oversize_chunked_body_is_413(harness_factory: Any, make_settings: Any) -> None:
@@ -82,7 +81,7 @@ async def test_oversize_chunked_body_is_413(harness_factory: Any, make_settings:
 
     response = await h.client.post("/v1/chat", content=chunks(), headers={"Content-Type": "application/json"})
     _assert_problem(response, 413, None)
-    assert _stored_rows(h) == (0, 0, 0)
+    assert _stored_rows(h) == (0, 0, 0, 0)
 
 
 async def test_small_chunked_body_is_accepted(harness: AppHarness) -> None:
@@ -136,7 +135,7 @@ async def test_anything_that_is_not_json_is_400_malformed_json(
     problem = _assert_problem(response, 400, None)
     assert problem["type"] == "/problems/malformed-json"
     assert problem["detail"].startswith("The body ")
-    assert _stored_rows(harness) == (0, 0, 0)
+    assert _stored_rows(harness) == (0, 0, 0, 0)
 
 
 def test_both_body_operations_are_covered() -> None:
@@ -169,14 +168,14 @@ async def test_wrong_content_type_is_415(harness: AppHarness, content_type: str 
         "/v1/chat", content=b'{"user_id": "alice", "message": "hi"}', headers=headers
     )
     _assert_problem(response, 415, "header.content-type")
-    assert _stored_rows(harness) == (0, 0, 0)
+    assert _stored_rows(harness) == (0, 0, 0, 0)
 
 
 async def test_unknown_session_is_404_and_creates_nothing(harness: AppHarness) -> None:
     response = await harness.chat(message="hi", session_id="does-not-exist")
     problem = _assert_problem(response, 404, None)
     assert "does-not-exist" in problem["detail"]
-    assert _stored_rows(harness) == (0, 0, 0)
+    assert _stored_rows(harness) == (0, 0, 0, 0)
 
 
 @pytest.mark.parametrize("path", ["/v1/messages/x", "/v1/sessions/x", "/v1/sessions/x/messages"])
@@ -252,7 +251,7 @@ async def test_wait_over_the_maximum_is_422_even_with_prefer_respond_async(harne
         headers={"Prefer": "respond-async"},
     )
     _assert_problem(response, 422, "body.wait")
-    assert _stored_rows(harness) == (0, 0, 0)
+    assert _stored_rows(harness) == (0, 0, 0, 0)
 
 
 async def test_an_interrupt_id_with_a_nul_is_refused_and_stores_nothing(harness: AppHarness) -> None:

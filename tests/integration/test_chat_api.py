@@ -189,9 +189,12 @@ async def test_delete_removes_the_session_and_its_checkpoints(harness: AppHarnes
     sid = (await harness.chat(message="hi")).json()["session_id"]
     config: Any = {"configurable": {"thread_id": sid}}
     assert await harness.services.checkpointer.aget_tuple(config) is not None
+    await harness.services.journal.drain()
+    assert harness.backend.count("parley_message_events") > 0
     response = await harness.client.delete(f"/v1/sessions/{sid}", headers={"X-User-Id": "alice"})
     assert response.status_code == 204
     assert await harness.services.checkpointer.aget_tuple(config) is None
+    assert harness.backend.count("parley_message_events") == 0  # the turn's events went with it
     gone = await harness.client.get(f"/v1/sessions/{sid}", headers={"X-User-Id": "alice"})
     assert gone.status_code == 404
     again = await harness.client.delete(f"/v1/sessions/{sid}", headers={"X-User-Id": "alice"})
