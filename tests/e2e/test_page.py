@@ -354,6 +354,17 @@ def test_the_page_is_labelled_readable_and_fits_a_phone(
 ) -> None:
     server: ServerProcess = start_server()
     page = open_page(server, "alice")
+    # A user id the API would refuse is refused in the form, and the one in use stays.
+    user_field = page.get_by_label("Your user id")
+    user_field.fill("has space")
+    page.get_by_role("button", name="Use").click()
+    expect(page.locator("#user-id-error")).to_contain_text("without spaces")
+    expect(user_field).to_have_attribute("aria-invalid", "true")
+    assert page.evaluate("localStorage.getItem('parley.userId')") == "alice"
+    user_field.fill("alice")
+    page.get_by_role("button", name="Use").click()
+    expect(user_field).not_to_have_attribute("aria-invalid", "true")
+
     send(page, ORDER)
     expect(page.get_by_role("region", name="Please confirm")).to_be_visible()
     page.get_by_role("button", name="Edit").click()

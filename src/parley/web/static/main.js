@@ -5,8 +5,9 @@ import { ChatView } from "./chat.js";
 import { OperatorView } from "./operator.js";
 
 const USER_KEY = "parley.userId";
-// As the API takes it: 1-200 characters, no whitespace or control characters.
-const USER_ID = /^[^\s\x00-\x1f\x7f]{1,200}$/;
+// 1-200 characters without whitespace or control characters, as the API takes it; and ASCII, since the id
+// also travels in the X-User-Id header, which fetch() refuses to carry beyond Latin-1.
+const USER_ID = /^[\x21-\x7e]{1,200}$/;
 
 function storedUserId() {
   try {
@@ -43,7 +44,7 @@ who.addEventListener("submit", (event) => {
   event.preventDefault();
   const candidate = userField.value.trim();
   if (!USER_ID.test(candidate)) {
-    userError.textContent = "A user id is 1 to 200 characters without spaces.";
+    userError.textContent = "A user id is 1 to 200 letters, digits or symbols (ASCII), without spaces.";
     userField.setAttribute("aria-invalid", "true");
     userField.focus();
     return;
