@@ -5,9 +5,9 @@ import { sleep } from "./dom.js";
 import { readEventStream } from "./sse.js";
 
 const TERMINAL = new Set(["completed", "interrupted", "failed", "cancelled"]);
-// Pauses before reconnecting after a dropped stream (about a minute in all, long enough for a server to
-// restart); a reconnection that brings events starts the count again.
-const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 4000, 8000, 8000, 8000, 8000, 8000, 8000];
+// Pauses before reconnecting after a dropped stream: quickly at first, then every 2 s for about a minute
+// (long enough for a server to restart); a reconnection that brings events starts the count again.
+const RECONNECT_DELAYS_MS = [250, 500, 1000, ...Array(28).fill(2000)];
 
 function isEventStream(response) {
   return (response.headers.get("Content-Type") || "").startsWith("text/event-stream");
