@@ -177,8 +177,10 @@ export class ChatView {
       signal,
       on: {
         onStatus: (data) => {
-          if (data.attempt > 1) {
-            // The turn started again: what was streamed so far is not the reply.
+          if (data.status !== "running") return;
+          if (reply.body.textContent || data.attempt > 1) {
+            // Every start of the turn after the first (a retry, a restart of the server) streams the
+            // reply from its beginning: what was streamed so far is not the reply.
             reply.body.textContent = "";
             this.say(`Trying again (attempt ${data.attempt})…`);
           }
