@@ -40,7 +40,11 @@ def test_every_error_is_problem_json_with_the_problem_schema(document: dict[str,
 
 def test_operations_reading_a_body_declare_every_way_it_is_refused(document: dict[str, Any]) -> None:
     with_body = [(path, op) for path, _, op in _operations(document) if "requestBody" in op]
-    assert sorted(path for path, _ in with_body) == ["/v1/chat", "/v1/sessions/{session_id}/resume"]
+    assert sorted(path for path, _ in with_body) == [
+        "/v1/chat",
+        "/v1/sessions/{session_id}/resume",
+        "/v1/sessions/{session_id}/rewind",
+    ]
     for path, op in with_body:
         assert {"400", "413", "415", "422"} <= set(op["responses"]), path
 
@@ -62,7 +66,7 @@ def test_optional_parameters_are_absent_rather_than_null(document: dict[str, Any
 
 def test_limits_from_settings_are_in_the_request_schemas(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
-    for name in ("ChatRequest", "ResumeRequest"):
+    for name in ("ChatRequest", "ResumeRequest", "RewindRequest"):
         number = next(b for b in schemas[name]["properties"]["wait"]["anyOf"] if b.get("type") == "number")
         assert number["minimum"] == 0
         assert number["maximum"] == 7.5

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from parley.core.events import MessageEvent
 from parley.core.records import (
+    BranchMarks,
     MessageRecord,
     PendingHead,
     PendingInterrupt,
@@ -152,6 +153,25 @@ class Store(Protocol):
         undone: the session then waits on what it waited on before, and an interrupt this message had
         claimed is pending again.
         """
+
+    async def finish_rewind(
+        self,
+        *,
+        message_id: str,
+        status: MessageStatus,
+        interrupt: list[dict[str, Any]] | None,
+        error: dict[str, Any] | None = None,
+        branch: BranchMarks | None = None,
+    ) -> MessageRecord | None:
+        """Give a rewind message its terminal status, once: None if it already had one.
+
+        In the same transaction: the session waits on exactly ``interrupt`` (None: what it waited on is
+        left as it was — the rewind moved nothing), and with ``branch`` the transcript lines it left off
+        the session's branch are marked (``BranchMarks``).
+        """
+
+    async def has_pending(self, *, session_id: str) -> bool:
+        """Whether the session has a message not yet in a terminal status (no owner check)."""
 
     async def append_events(self, *, message_id: str, events: Sequence[tuple[str, Any]]) -> int | None:
         """Store a message's next events (``(kind, JSON-able data)``, in order) and give them the next ids;
