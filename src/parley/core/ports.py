@@ -205,6 +205,15 @@ class Store(Protocol):
         """
 
 
+class CheckpointPruner(Protocol):
+    """Deletes a session's checkpoints beyond its latest ones, in the checkpointer's storage."""
+
+    async def prune(self, *, session_id: str, keep: int) -> int:
+        """Delete the session's checkpoints (and their writes and blobs) older than its ``keep`` newest,
+        unless a message of the session is queued or running; rows deleted. Never the head, nor what a
+        turn starting meanwhile continues from."""
+
+
 class Runner(Protocol):
     """Runs every pending message of a session, one at a time, in arrival order."""
 
