@@ -77,7 +77,9 @@ def _in_use(data: Path) -> int:
     return total
 
 
-def run(workdir: Path, *, turns: int = 2000, keep: int = KEEP) -> dict[str, Any]:
+def run(
+    workdir: Path, *, turns: int = 2000, keep: int = KEEP, extra_env: dict[str, str] | None = None
+) -> dict[str, Any]:
     if turns < 80:
         raise ValueError("at least 80 turns: the window fills by turn 20, and two cycles are compared")
     data = workdir / "retention"
@@ -88,6 +90,7 @@ def run(workdir: Path, *, turns: int = 2000, keep: int = KEEP) -> dict[str, Any]
     env = {
         "PARLEY_CHECKPOINT_KEEP": str(keep),
         "PARLEY_CHECKPOINT_PRUNE_INTERVAL_SECONDS": str(PRUNE_INTERVAL_SECONDS),
+        **(extra_env or {}),
     }
     with parley_server(data, **env) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         sid = None
