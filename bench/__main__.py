@@ -1,4 +1,5 @@
-"""``python -m bench [latency|throughput|bounded|local|scaleout|sessions ...] [--quick] [--turns N ...]``: run benchmarks, print ratios."""
+"""``python -m bench [latency|throughput|bounded|retention|local|scaleout|sessions ...] [--quick]
+[--turns N ...]``: run benchmarks, print ratios."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import bounded, latency, local_model, scaleout, sessions, throughput
+from bench import bounded, latency, local_model, retention, scaleout, sessions, throughput
 
-DEFAULT = ["latency", "throughput", "bounded", "local", "scaleout"]
+DEFAULT = ["latency", "throughput", "bounded", "retention", "local", "scaleout"]
+
+
+def _one(turns: list[int] | None) -> int | None:
+    """The one session length of ``bounded`` and ``retention`` (the first given)."""
+    return turns[0] if turns else None
 
 
 def main() -> None:
@@ -19,7 +25,10 @@ def main() -> None:
     parser.add_argument("which", nargs="*", default=DEFAULT)
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
     parser.add_argument(
-        "--turns", type=int, nargs="+", help="sessions: the session lengths to export and import (10 1000)"
+        "--turns",
+        type=int,
+        nargs="+",
+        help="bounded and retention: turns of the one session; sessions: the session lengths (10 1000)",
     )
     args = parser.parse_args()
     if args.which == DEFAULT and "scaleout" in args.which:
@@ -44,7 +53,9 @@ def main() -> None:
             elif name == "local":
                 results[name] = local_model.run(workdir, rounds=2 if args.quick else 5)
             elif name == "bounded":
-                results[name] = bounded.run(workdir, turns=200 if args.quick else 1000)
+                results[name] = bounded.run(workdir, turns=_one(args.turns) or (200 if args.quick else 1000))
+            elif name == "retention":
+                results[name] = retention.run(workdir, turns=_one(args.turns) or (200 if args.quick else 2000))
             elif name == "sessions":
                 lengths = tuple(args.turns or ((10, 100) if args.quick else (10, 1000)))
                 results[name] = sessions.run(workdir, sizes=lengths)
@@ -81,6 +92,16 @@ def main() -> None:
         print(
             f"bounded state: turn {r['turns']} / turn 10 = {r['ratio']:.2f} "
             f"({r['turn_1000_ms']:.2f} vs {r['turn_10_ms']:.2f} ms)  [target <= 1.3]"
+        )
+    if "retention" in results:
+        r = results["retention"]
+        print(
+            f"retention (keep {r['keep']}): turn {r['turns']} / turn 10 = {r['latency_ratio']:.2f} "
+            f"({r['turn_last_ms']:.2f} vs {r['turn_10_ms']:.2f} ms)  [target <= 1.3], "
+            f"{r['latency_ratio_to_full_window']:.2f} against turns 21-40; bytes a turn stored "
+            f"{r['last_20_turns_bytes_mean']} (last 20) vs {r['turns_21_40_bytes_mean']} (turns 21-40) = "
+            f"{r['bytes_ratio']:.2f}  [target within 10 %]; {r['checkpoint_rows_after']} checkpoint rows kept; "
+            f"stored data grew {r['in_use_growth_per_turn_second_half']:.0f} bytes a turn over the second half"
         )
     if "scaleout" in results:
         _scaleout_summary(results["scaleout"])

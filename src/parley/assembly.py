@@ -15,12 +15,14 @@ from parley.core.events import EventBus
 from parley.core.graph_loader import load_graph
 from parley.core.journal import EventJournal
 from parley.core.ports import Runner
+from parley.core.retention import CheckpointRetention
 from parley.core.turns import TurnExecutor, TurnPolicy
 from parley.models.factory import build_chat_model
 from parley.runners.inprocess import InProcessRunner
 from parley.runners.queue import QueueRunner, queue_app
 from parley.runners.relay import PostgresRelay
 from parley.settings import Settings
+from parley.storage.checkpoint_pruning import open_pruner
 from parley.storage.factory import Storage
 
 # Held exclusively by an in-process runner on a PostgreSQL database, shared by workers (any constant works).
@@ -101,6 +103,26 @@ async def open_journal(
     return journal
 
 
+async def open_retention(
+    settings: Settings, storage: Storage, executor: TurnExecutor, stack: AsyncExitStack
+) -> CheckpointRetention | None:
+    """Checkpoint retention for a process that runs turns (started, and stopped by ``stack``); None when
+    ``PARLEY_CHECKPOINT_KEEP`` is 0. ``ConfigurationError`` if the saver's tables are not the ones
+    pruning knows."""
+    if settings.checkpoint_keep == 0:
+        return None
+    pruner = await open_pruner(storage.checkpointer, storage.store, backend=settings.backend)
+    retention = CheckpointRetention(
+        pruner=pruner,
+        keep=settings.checkpoint_keep,
+        interval_seconds=settings.checkpoint_prune_interval_seconds,
+    )
+    executor.on_turn_end(retention.note)
+    await retention.start()
+    stack.push_async_callback(retention.stop)
+    return retention
+
+
 async def build_runner(
     settings: Settings, storage: Storage, journal: EventJournal, stack: AsyncExitStack
 ) -> tuple[Runner, TurnExecutor | None]:
@@ -115,6 +137,7 @@ async def build_runner(
         return QueueRunner(app=app, relay=relay), None
     await hold_runner_lock(settings, stack, worker=False)
     executor = build_executor(settings, storage, journal)
+    await open_retention(settings, storage, executor, stack)
     return InProcessRunner(
         store=storage.store, executor=executor, max_concurrent=settings.max_concurrent_turns
     ), executor

@@ -131,6 +131,19 @@ class Settings(BaseSettings):
         description="How long a message's events are kept after it ended, for event streams to replay "
         "(GET /v1/messages/{id}/events with Last-Event-ID); after that a stream gets only its done event.",
     )
+    checkpoint_keep: int = Field(
+        default=100,
+        ge=0,
+        description="Checkpoints kept per session (the latest ones; older ones are pruned in the background "
+        "after a turn of the session ends); history and rewind reach back this far. 0 keeps them all.",
+    )
+    checkpoint_prune_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="Seconds between passes of checkpoint pruning (each prunes the sessions whose turns "
+        "ended since the last).",
+    )
     sse_heartbeat_seconds: float = Field(
         default=15.0,
         gt=0,

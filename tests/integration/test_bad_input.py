@@ -140,8 +140,12 @@ async def test_anything_that_is_not_json_is_400_malformed_json(
     assert _stored_rows(harness) == (0, 0, 0, 0)
 
 
-def test_both_body_operations_are_covered() -> None:
-    assert sorted(_body_operations()) == ["/v1/chat", "/v1/sessions/some-session/resume"]
+def test_every_body_operation_is_covered() -> None:
+    assert sorted(_body_operations()) == [
+        "/v1/chat",
+        "/v1/sessions/some-session/resume",
+        "/v1/sessions/some-session/rewind",
+    ]
 
 
 async def test_well_formed_json_that_fails_validation_stays_422(harness: AppHarness) -> None:

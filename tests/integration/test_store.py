@@ -503,3 +503,21 @@ async def test_the_operator_queue_age_bound_is_exact_at_a_whole_second(
     found = await store.list_interrupts(kind=None, created_before=boundary, session_id=sid, limit=10)
     assert [i.interrupt_id for i in found] == ["i1"]
     assert found[0].created_at == boundary
+
+
+@pytest.mark.sqlite_only
+async def test_a_sessions_pending_messages_are_found_without_walking_its_history(
+    store: SqlStore, backend: Backend
+) -> None:
+    """Every turn looks up its session's pending messages: through an index of only those, not by reading
+    every message the session ever had (a turn got slower as the conversation grew)."""
+    from parley.storage import rows
+
+    for statement in (
+        f"SELECT {rows.MESSAGE_COLUMNS} FROM parley_messages "
+        f"WHERE session_id = ? AND status IN {rows.PENDING_SQL} ORDER BY seq LIMIT 2",
+        f"SELECT message_id FROM parley_messages WHERE session_id = ? AND status IN {rows.PENDING_SQL} "
+        "ORDER BY seq LIMIT 1",
+    ):
+        plan = backend.query("EXPLAIN QUERY PLAN " + statement, ("s",))
+        assert "parley_messages_session_pending" in plan[0]["detail"], plan

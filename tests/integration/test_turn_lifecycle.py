@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from parley.core.checkpoint_tags import CHECKPOINT_TAG, ROLLBACK_TAG
 from parley.core.errors import StorageUnavailable
-from parley.core.turns import CHECKPOINT_TAG, ROLLBACK_TAG
 from tests.conftest import AppHarness
 from tests.crashes import crash_during_turn, restarted
 from tests.integration.test_chat_api import poll_until_terminal

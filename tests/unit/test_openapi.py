@@ -44,6 +44,7 @@ def test_operations_reading_a_body_declare_every_way_it_is_refused(document: dic
         "/v1/chat",
         "/v1/sessions/import",
         "/v1/sessions/{session_id}/resume",
+        "/v1/sessions/{session_id}/rewind",
     ]
     for path, op in with_body:
         assert {"400", "413", "415", "422"} <= set(op["responses"]), path
@@ -66,7 +67,7 @@ def test_optional_parameters_are_absent_rather_than_null(document: dict[str, Any
 
 def test_limits_from_settings_are_in_the_request_schemas(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
-    for name in ("ChatRequest", "ResumeRequest"):
+    for name in ("ChatRequest", "ResumeRequest", "RewindRequest"):
         number = next(b for b in schemas[name]["properties"]["wait"]["anyOf"] if b.get("type") == "number")
         assert number["minimum"] == 0
         assert number["maximum"] == 7.5

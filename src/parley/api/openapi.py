@@ -100,7 +100,7 @@ def _absent_not_null(schema: dict[str, Any]) -> dict[str, Any]:
 def _declare_limits(document: dict[str, Any], settings: Settings) -> None:
     """Limits that come from settings, checked in the routers (chat.resolve_wait, the message length)."""
     schemas = document["components"]["schemas"]
-    for name in ("ChatRequest", "ResumeRequest"):
+    for name in ("ChatRequest", "ResumeRequest", "RewindRequest"):
         wait = schemas[name]["properties"]["wait"]
         for branch in wait.get("anyOf", [wait]):
             if branch.get("type") == "number":

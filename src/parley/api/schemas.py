@@ -7,7 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
 
+from parley.core.history import CHECKPOINT_ID_PATTERN
 from parley.core.records import (
+    CheckpointEntry,
     MessageRecord,
     PendingInterrupt,
     SessionRecord,
@@ -236,6 +238,14 @@ class TranscriptItem(BaseModel):
     role: str
     content: str
     created_at: Timestamp
+    on_branch: bool = Field(
+        description="Whether the line is on the session's current branch: false once a rewind went back "
+        "to before it (the graph no longer remembers it; later messages fork from the rewind's target)."
+    )
+    rewound_at: Timestamp | None = Field(
+        description="When a rewind took the line off the branch (null: on it)."
+    )
+    rewound_by: str | None = Field(description="The message id of that rewind (null: on the branch).")
 
     @classmethod
     def of(cls, entry: TranscriptEntry) -> TranscriptItem:
@@ -244,6 +254,9 @@ class TranscriptItem(BaseModel):
             role=entry.role,
             content=entry.content,
             created_at=entry.created_at,
+            on_branch=entry.rewound_at is None,
+            rewound_at=entry.rewound_at,
+            rewound_by=entry.rewound_by,
         )
 
 
@@ -260,6 +273,60 @@ class ImportOut(BaseModel):
     session_id: str
     user_id: str
     counts: dict[str, int]
+
+
+class RewindRequest(BaseModel):
+    """``POST /v1/sessions/{id}/rewind``: continue the session from one of its checkpoints."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    user_id: str = UserId
+    checkpoint_id: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=CHECKPOINT_ID_PATTERN,
+        description="A checkpoint of the session, as GET /v1/sessions/{id}/history lists them.",
+    )
+    wait: float | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds to wait for the rewind before answering 202; default from settings.",
+    )
+
+
+class CheckpointItem(BaseModel):
+    """One checkpoint of the session's graph state."""
+
+    checkpoint_id: str
+    parent_checkpoint_id: str | None = Field(description="The checkpoint it continues from.")
+    step: int | None = Field(description="LangGraph's step number (-1: the first input).")
+    source: str | None = Field(description="LangGraph's source: input, loop, update or fork.")
+    node: str | None = Field(
+        description="Who wrote it: the node(s) whose step ended there (comma-separated when several), "
+        "__input__ (a run's input arrived), __rewind__ (a rewind's copy of its target), __rollback__ (a "
+        "failed or cancelled turn undone), __update__ (another state update); null if unknown."
+    )
+    message_id: str | None = Field(description="The message whose turn, rewind or rollback wrote it.")
+    created_at: Timestamp
+
+    @classmethod
+    def of(cls, entry: CheckpointEntry) -> CheckpointItem:
+        return cls(
+            checkpoint_id=entry.checkpoint_id,
+            parent_checkpoint_id=entry.parent_checkpoint_id,
+            step=entry.step,
+            source=entry.source,
+            node=entry.node,
+            message_id=entry.message_id,
+            created_at=entry.created_at,
+        )
+
+
+class HistoryOut(BaseModel):
+    """A page of the session's checkpoints, newest first; pass ``next_cursor`` back as ``cursor``."""
+
+    items: list[CheckpointItem]
+    next_cursor: str | None
 
 
 class ProblemError(BaseModel):

@@ -34,9 +34,9 @@ from parley.bots import shop
 from parley.bots.memory import overflow_cut, removals, summarise
 from parley.bots.review import ReviewPolicy
 from parley.bots.tools import SENSITIVE, TOOLS, Decision, describe, parse_decision
+from parley.core.checkpoint_tags import CHECKPOINT_TAG, USER_TAG
 from parley.core.context import GraphContext
 from parley.core.timestamps import utc_now
-from parley.core.turns import CHECKPOINT_TAG, USER_TAG
 from parley.core.usage import HOLD_TAG, NOSTREAM_TAG
 
 logger = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from parley.core.events import MessageEvent
 from parley.core.records import (
+    BranchMarks,
     ImportedSession,
     MessageRecord,
     PendingHead,
@@ -155,6 +156,25 @@ class Store(Protocol):
         claimed is pending again.
         """
 
+    async def finish_rewind(
+        self,
+        *,
+        message_id: str,
+        status: MessageStatus,
+        interrupt: list[dict[str, Any]] | None,
+        error: dict[str, Any] | None = None,
+        branch: BranchMarks | None = None,
+    ) -> MessageRecord | None:
+        """Give a rewind message its terminal status, once: None if it already had one.
+
+        In the same transaction: the session waits on exactly ``interrupt`` (None: what it waited on is
+        left as it was — the rewind moved nothing), and with ``branch`` the transcript lines it left off
+        the session's branch are marked (``BranchMarks``).
+        """
+
+    async def has_pending(self, *, session_id: str) -> bool:
+        """Whether the session has a message not yet in a terminal status (no owner check)."""
+
     async def append_events(self, *, message_id: str, events: Sequence[tuple[str, Any]]) -> int | None:
         """Store a message's next events (``(kind, JSON-able data)``, in order) and give them the next ids;
         the id of the last one, or None if the message does not exist. Ids are gapless and never reused,
@@ -185,6 +205,15 @@ class Store(Protocol):
         Activity is what moves a session's ``updated_at``: a message accepted, a turn ended, a queued
         message cancelled.
         """
+
+
+class CheckpointPruner(Protocol):
+    """Deletes a session's checkpoints beyond its latest ones, in the checkpointer's storage."""
+
+    async def prune(self, *, session_id: str, keep: int) -> int:
+        """Delete the session's checkpoints (and their writes and blobs) older than its ``keep`` newest,
+        unless a message of the session is queued or running; rows deleted. Never the head, nor what a
+        turn starting meanwhile continues from."""
 
 
 class Runner(Protocol):

@@ -100,6 +100,48 @@ class TranscriptEntry:
     role: str
     content: str
     created_at: datetime
+    rewound_at: datetime | None = None
+    """When a rewind left this line off the session's current branch (None: it is on it)."""
+    rewound_by: str | None = None
+    """The rewind message that did."""
+
+
+@dataclass(frozen=True, slots=True)
+class BranchMarks:
+    """What a rewind changes in the transcript: which lines are on the branch it moved the session to.
+
+    ``owner_id`` is the message whose turn wrote the checkpoint the session continues from (None: no
+    Parley message did). Lines of messages after it, up to the rewind, leave the branch; of the owner's
+    own lines, the user's stays if its input is in that state (``owner_input``) and the reply if the turn
+    had ended there (``owner_reply``); lines of ``on_branch`` messages (the ancestors the rewind could
+    see) are on the branch again.
+    """
+
+    owner_id: str | None
+    owner_input: bool
+    owner_reply: bool
+    on_branch: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointEntry:
+    """One checkpoint of a session's graph state, as ``GET /v1/sessions/{id}/history`` shows it."""
+
+    checkpoint_id: str
+    parent_checkpoint_id: str | None
+    step: int | None
+    source: str | None
+    node: str | None
+    message_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointPage:
+    """A page of a session's checkpoints, newest first, and the checkpoint to continue before."""
+
+    items: list[CheckpointEntry] = field(default_factory=list)
+    next_before: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

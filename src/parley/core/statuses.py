@@ -63,6 +63,9 @@ class MessageKind(StrEnum):
 
     CHAT = "chat"
     RESUME = "resume"
+    REWIND = "rewind"
+    """Time travel (``POST /v1/sessions/{id}/rewind``): it runs in its session's turn order, so no turn
+    can write checkpoints while the session's head moves."""
 
 
 CANCELLED_ERROR = {"type": "cancelled", "detail": "The turn was cancelled by request."}

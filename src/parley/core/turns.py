@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -44,24 +44,19 @@ from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.pregel import Pregel
 from langgraph.types import Command, Interrupt, StateSnapshot
 
+from parley.core.checkpoint_tags import CHECKPOINT_TAG, ROLLBACK_TAG, USER_TAG
 from parley.core.errors import StorageUnavailable, TurnCancelled
 from parley.core.events import EventPublisher
 from parley.core.ports import Store
 from parley.core.records import MessageRecord
 from parley.core.retry import backoff_seconds, is_transient
+from parley.core.rewind import Rewinder
 from parley.core.statuses import CANCELLED_ERROR, InterruptKind, MessageKind, MessageStatus
 from parley.core.usage import StreamingTurnObserver, TurnObserver
 
 logger = logging.getLogger(__name__)
 
 Durability = Literal["sync", "async", "exit"]
-
-CHECKPOINT_TAG = "parley_message_id"
-"""Checkpoint metadata key naming the message whose turn wrote the checkpoint."""
-USER_TAG = "parley_user_id"
-"""Checkpoint metadata key naming the session's user (nodes read it, e.g. to own the orders they place)."""
-ROLLBACK_TAG = "parley_rollback_of"
-"""Checkpoint metadata key of the checkpoint that undid a failed or cancelled turn."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +158,20 @@ class TurnExecutor:
         self._events = events
         self._policy = policy
         self._cancel_requests: set[str] = set()
+        self._rewinder = Rewinder(
+            graph=graph,
+            checkpointer=checkpointer,
+            store=store,
+            events=events,
+            repose=self._repose,
+            breakpoint_outcome=_breakpoint,
+            interrupt_before=policy.interrupt_before,
+        )
+        self._ended: list[Callable[[str], None]] = []
+
+    def on_turn_end(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(session_id)`` after each message's turn ended (for checkpoint retention)."""
+        self._ended.append(callback)
 
     def request_cancel(self, message_id: str) -> None:
         """Mark a message cancelled: a turn that has not started will not; one running is cancelled by
@@ -171,11 +180,20 @@ class TurnExecutor:
 
     async def run(self, message: MessageRecord) -> MessageRecord | None:
         """Run ``message``'s turn to a terminal status; None if it was already terminal."""
+        try:
+            return await self._run(message)
+        finally:
+            for callback in self._ended:
+                callback(message.session_id)
+
+    async def _run(self, message: MessageRecord) -> MessageRecord | None:
         message_id = message.message_id
         running = await self._store.mark_running(message_id=message_id)
         if running is None:
             self._cancel_requests.discard(message_id)
             return None
+        if running.kind is MessageKind.REWIND:
+            return await self._rewind(running)
         # One observer for all the turn's attempts: it streams tokens and sums up the model calls.
         observer = StreamingTurnObserver(
             lambda text, node: self._events.publish(message_id, "token", {"text": text, "node": node})
@@ -266,6 +284,38 @@ class TurnExecutor:
         if final is not None:
             self._events.publish_closing(final)
         return final
+
+    async def _rewind(self, message: MessageRecord) -> MessageRecord | None:
+        """Run a rewind (``core/rewind.py``) to the end: it is short and moves the head once, so a cancel
+        requested meanwhile does not cut it (one requested before it started does); a shutdown does, and
+        the message goes back to ``queued`` to run again."""
+        message_id = message.message_id
+        if message_id in self._cancel_requests or message.cancel_requested:
+            self._cancel_requests.discard(message_id)
+            final = await self._store.finish_rewind(
+                message_id=message_id, status=MessageStatus.CANCELLED, interrupt=None, error=CANCELLED_ERROR
+            )
+            if final is not None:
+                self._events.publish_closing(final)
+            return final
+        rewinding = asyncio.create_task(self._rewinder.run(message), name=f"parley-rewind-{message_id}")
+        try:
+            while True:
+                try:
+                    return await asyncio.shield(rewinding)
+                except asyncio.CancelledError:
+                    if message_id not in self._cancel_requests:
+                        rewinding.cancel()
+                        await asyncio.gather(rewinding, return_exceptions=True)
+                        await self._release(message_id)
+                        raise
+                    _uncancel()
+        finally:
+            self._cancel_requests.discard(message_id)
+
+    async def _repose(self, config: RunnableConfig, message: MessageRecord) -> list[dict[str, Any]] | None:
+        outcome = await self._stream(None, dict(config), message)
+        return outcome.interrupt
 
     def _announce(self, running: MessageRecord) -> None:
         """An attempt starts: ``status`` running, with its number (past the first, a stream's client

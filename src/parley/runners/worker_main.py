@@ -9,7 +9,7 @@ import signal
 import socket
 from contextlib import AsyncExitStack
 
-from parley.assembly import build_executor, hold_runner_lock, open_journal
+from parley.assembly import build_executor, hold_runner_lock, open_journal, open_retention
 from parley.core.events import EventBus
 from parley.runners.queue import QueueWorker, queue_app
 from parley.runners.relay import PostgresRelay
@@ -40,6 +40,7 @@ async def run_worker(
         bus = EventBus()
         journal = await open_journal(settings, storage, bus, stack, runs_turns=True)
         executor = build_executor(settings, storage, journal)
+        await open_retention(settings, storage, executor, stack)
         app = queue_app(settings.database_url, pool_size=settings.database_pool_size)
         worker = QueueWorker(
             app=app,

@@ -16,6 +16,7 @@ from parley.core import rules
 from parley.core.errors import NotFound, StorageUnavailable
 from parley.core.events import MessageEvent
 from parley.core.records import (
+    BranchMarks,
     MessageRecord,
     PendingHead,
     PendingInterrupt,
@@ -368,6 +369,69 @@ class SqlStore:
             return record
 
         return await self._write(_tx)
+
+    async def finish_rewind(
+        self,
+        *,
+        message_id: str,
+        status: MessageStatus,
+        interrupt: list[dict[str, Any]] | None,
+        error: dict[str, Any] | None = None,
+        branch: BranchMarks | None = None,
+    ) -> MessageRecord | None:
+        """See ``Store.finish_rewind``."""
+        if not status.is_terminal:
+            raise ValueError(f"{status} is not a terminal status")
+
+        async def _tx(tx: Tx) -> MessageRecord | None:
+            now = utc_now()
+            record = await messages.finish(
+                tx,
+                message_id=message_id,
+                status=status,
+                reply=None,
+                interrupt=interrupt if status is MessageStatus.INTERRUPTED else None,
+                error=error,
+                usage=None,
+                now=now,
+            )
+            if record is None:
+                return None
+            if interrupt is not None:
+                await interrupts.record(
+                    tx,
+                    session_id=record.session_id,
+                    message_id=message_id,
+                    user_id=record.user_id,
+                    interrupts=interrupt,
+                    now=now,
+                )
+            if branch is not None:
+                owner = (
+                    None
+                    if branch.owner_id is None
+                    else await messages.get(tx, message_id=branch.owner_id, user_id=None)
+                )
+                await transcript.mark_branch(
+                    tx,
+                    session_id=record.session_id,
+                    rewind_seq=record.seq,
+                    owner_seq=0 if owner is None else owner.seq,
+                    marks=branch,
+                    rewind_id=message_id,
+                    now=now,
+                )
+            await sessions.touch(tx, session_id=record.session_id, now=now)
+            return record
+
+        return await self._write(_tx)
+
+    async def has_pending(self, *, session_id: str) -> bool:
+        """See ``Store.has_pending``."""
+        return (
+            await self._one_statement(lambda tx: messages.first_pending_id(tx, session_id=session_id))
+            is not None
+        )
 
     # -- events ---------------------------------------------------------------------------------
 

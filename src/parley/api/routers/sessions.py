@@ -18,9 +18,12 @@ from parley.api.json_body import JsonRoute
 from parley.api.routers.chat import message_response, resolve_wait
 from parley.api.schemas import (
     ID_PATTERN,
+    CheckpointItem,
+    HistoryOut,
     MessageOut,
     Problem,
     ResumeRequest,
+    RewindRequest,
     SessionListItem,
     SessionOut,
     SessionsOut,
@@ -28,7 +31,9 @@ from parley.api.schemas import (
     TranscriptOut,
 )
 from parley.core.errors import InvalidInput
+from parley.core.history import CHECKPOINT_ID_PATTERN, list_history
 from parley.core.messages import resume_session, wait_for_terminal
+from parley.core.rewind import submit_rewind
 from parley.core.sessions import (
     CURSOR_PATTERN,
     SESSIONS_CURSOR_PATTERN,
@@ -206,6 +211,67 @@ async def get_transcript(
         items=[TranscriptItem.of(entry) for entry in page.items],
         next_cursor=None if page.next_position is None else encode_cursor(page.next_position),
     )
+
+
+@router.get(
+    "/{session_id}/history",
+    response_model=HistoryOut,
+    responses=_ERRORS,
+    summary="The session's checkpoints, newest first, paginated",
+)
+async def get_history(
+    services: ServicesDep,
+    viewer: ViewerDep,
+    session_id: SessionId,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=CHECKPOINT_ID_PATTERN, description="The previous page's next_cursor."),
+    ] = None,
+) -> HistoryOut:
+    page = await list_history(
+        store=services.store,
+        checkpointer=services.checkpointer,
+        session_id=session_id,
+        user_id=viewer.user_id,
+        operator=viewer.operator,
+        before=cursor,
+        limit=limit,
+    )
+    return HistoryOut(items=[CheckpointItem.of(entry) for entry in page.items], next_cursor=page.next_before)
+
+
+@router.post(
+    "/{session_id}/rewind",
+    response_model=MessageOut,
+    dependencies=[JsonBody],
+    responses={
+        202: {"model": MessageOut, "description": "Accepted; poll Location."},
+        404: {"model": Problem, "description": "No such session, or no such checkpoint in it."},
+        409: {"model": Problem, "description": "A message of the session is queued or running."},
+        422: {"model": Problem},
+    },
+    summary="Continue the session from one of its checkpoints (time travel); later messages fork from it",
+)
+async def post_rewind(
+    body: RewindRequest,
+    services: ServicesDep,
+    session_id: SessionId,
+    prefer: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
+) -> Response:
+    wait = resolve_wait(requested=body.wait, prefer=prefer, settings=services.settings)
+    record = await submit_rewind(
+        store=services.store,
+        runner=services.runner,
+        checkpointer=services.checkpointer,
+        session_id=session_id,
+        user_id=body.user_id,
+        checkpoint_id=body.checkpoint_id,
+        idempotency_key=idempotency_key,
+    )
+    record = await wait_for_terminal(store=services.store, bus=services.bus, message=record, timeout=wait)
+    return message_response(record, operator=False, prefer_async=wait == 0 and prefer is not None)
 
 
 @router.delete(
