@@ -55,7 +55,9 @@ def main() -> None:
             elif name == "bounded":
                 results[name] = bounded.run(workdir, turns=_one(args.turns) or (200 if args.quick else 1000))
             elif name == "retention":
-                results[name] = retention.run(workdir, turns=_one(args.turns) or (200 if args.quick else 2000))
+                results[name] = retention.run(
+                    workdir, turns=_one(args.turns) or (200 if args.quick else 2000)
+                )
             elif name == "sessions":
                 lengths = tuple(args.turns or ((10, 100) if args.quick else (10, 1000)))
                 results[name] = sessions.run(workdir, sizes=lengths)
