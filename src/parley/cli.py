@@ -2,7 +2,7 @@
 
 ``parley serve`` runs the HTTP API (with the in-process runner by default, or ``--runner queue``);
 ``parley worker`` runs turns from the queue (scale-out); ``parley migrate`` applies the database's
-migrations and exits.
+migrations and exits; ``parley chat`` is a terminal chat against a running service (``parley.cli_chat``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from parley.cli_chat.options import DEFAULT_URL, ChatOptions, default_user
 from parley.core.errors import ConfigurationError
 from parley.settings import Settings
 
@@ -58,6 +59,16 @@ def _parser() -> argparse.ArgumentParser:
     _runtime_options(worker)
     migrate = commands.add_parser("migrate", help="apply the database's migrations and exit")
     _storage_options(migrate)
+    chat = commands.add_parser("chat", help="chat with a running Parley service in this terminal")
+    chat.add_argument("--url", default=DEFAULT_URL, help="the service (default: %(default)s)")
+    chat.add_argument("--user", help="your user id (default: your login name)")
+    chat.add_argument("--session", help="continue this session (default: the first message starts one)")
+    chat.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=1.0,
+        help="how often to check on an operator's review while waiting for it (default: %(default)s)",
+    )
     return parser
 
 
@@ -218,10 +229,33 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chat(args: argparse.Namespace) -> int:
+    from parley.cli_chat.loop import run_chat
+
+    if args.poll_seconds <= 0:
+        print("parley: --poll-seconds must be positive", file=sys.stderr)
+        return 2
+    if not args.url.startswith(("http://", "https://")):
+        print(f"parley: --url {args.url}: give the service's http:// or https:// address", file=sys.stderr)
+        return 2
+    user = args.user if args.user is not None else default_user()
+    # The user travels in the X-User-Id header, which carries printable ASCII only.
+    if not user or len(user) > 200 or not all("!" <= char <= "~" for char in user):
+        print(
+            f"parley: cannot chat as {user!r}: a user id is 1-200 printable ASCII characters without spaces "
+            "(--user)",
+            file=sys.stderr,
+        )
+        return 2
+    return run_chat(
+        ChatOptions(url=args.url, user_id=user, session_id=args.session, poll_seconds=args.poll_seconds)
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``parley`` command."""
     args = _parser().parse_args(argv)
-    commands = {"serve": _serve, "worker": _worker, "migrate": _migrate}
+    commands = {"serve": _serve, "worker": _worker, "migrate": _migrate, "chat": _chat}
     return commands[args.command](args)
 
 

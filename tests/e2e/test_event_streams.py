@@ -254,7 +254,7 @@ def test_an_event_id_is_never_given_twice_across_a_crash(start_server: Any) -> N
         rest = events_after(client, message_id, last=seen[-1].id)
     assert_consecutive(seen + rest)
     retries = [i for i, e in enumerate(rest) if e.event == "status" and e.data["attempt"] == 2]
-    assert retries, [(e.event, e.data) for e in rest]
+    assert retries, [(e.event, e.data) for e in rest]  # the crash spent an attempt
     assert tokens(rest[retries[-1] :]) == REPLY
     assert rest[-1].data["status"] == "completed"
 
@@ -288,3 +288,28 @@ def test_a_stream_on_another_api_instance_shows_the_same_events(make_deployment:
     assert seen_there == seen_here
     assert_consecutive(seen_here)
     assert tokens(seen_here) == REPLY
+
+
+def test_a_stopping_server_ends_its_streams_and_they_resume_after_it(start_server: Any) -> None:
+    """SIGTERM while a reply streams: the stream ends as a complete response (not cut), and the client
+    picks up with Last-Event-ID once the server is back — its turn was put back in the queue (in-process)
+    or went on in its worker (queue) — getting exactly the events after the last it had."""
+    server: ServerProcess = start_server(**LIVE)
+    with server.client() as client, chat_stream(client, SLOW) as response:
+        message_id = response.headers["X-Message-Id"]
+        seen: list[Event] = []
+        for event in events_of(response.iter_lines()):
+            seen.append(event)
+            if event.event == "token":
+                assert server.stop(), server.log()
+        # The loop ended because the server ended the response, not because the connection broke.
+    assert "ASGI callable returned without completing response" not in server.log()
+    server.start()
+    with server.client() as client:
+        rest = events_after(client, message_id, last=seen[-1].id)
+    stream = seen + rest
+    assert_consecutive(stream)
+    # Each start of the turn streams the reply from its beginning: what counts follows the last one.
+    starts = [i for i, e in enumerate(stream) if e.event == "status" and e.data["status"] == "running"]
+    assert tokens(stream[starts[-1] :]) == REPLY
+    assert rest[-1].data["status"] == "completed"

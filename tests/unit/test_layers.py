@@ -36,3 +36,15 @@ def test_storage_and_runners_do_not_import_the_http_layer() -> None:
     for folder in ("storage", "runners"):
         for path in (SRC / folder).rglob("*.py"):
             assert not any(name.startswith("parley.api") for name in _imports(path)), path
+
+
+def test_the_terminal_chat_knows_the_service_only_through_http() -> None:
+    """``parley chat`` talks to a service that may be another version on another machine: it imports no
+    module of the server, only its own."""
+    for path in (SRC / "cli_chat").rglob("*.py"):
+        server_modules = sorted(
+            name
+            for name in _imports(path)
+            if name.startswith("parley") and not name.startswith("parley.cli_chat")
+        )
+        assert server_modules == [], f"{path.name} imports {server_modules}"

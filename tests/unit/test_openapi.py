@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from parley.api.app import create_app
+from parley.core.sessions import SESSIONS_CURSOR_PATTERN
 from parley.settings import Settings
 
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -79,3 +80,22 @@ def test_the_document_of_an_app_follows_its_own_settings() -> None:
 
     assert max_wait(Settings(model="scripted", max_wait=3, default_wait=1)) == 3
     assert max_wait(Settings(model="scripted", max_wait=30, default_wait=1)) == 30
+
+
+def test_the_session_list_states_what_it_accepts(document: dict[str, Any]) -> None:
+    operation = document["paths"]["/v1/sessions"]["get"]
+    parameters = {p["name"]: p for p in operation["parameters"]}
+    assert set(parameters) == {"limit", "cursor", "user_id", "X-User-Id", "X-Role"}
+    assert (parameters["limit"]["schema"]["minimum"], parameters["limit"]["schema"]["maximum"]) == (1, 200)
+    assert parameters["cursor"]["schema"]["pattern"] == SESSIONS_CURSOR_PATTERN
+    assert {"200", "403", "422", "503"} <= set(operation["responses"])
+    item = document["components"]["schemas"]["SessionListItem"]
+    assert set(item["required"]) == {
+        "session_id",
+        "status",
+        "title",
+        "message_count",
+        "pending_count",
+        "created_at",
+        "last_activity_at",
+    }

@@ -76,6 +76,20 @@ async def test_streams_word_tokens_that_add_up_to_the_reply() -> None:
     assert "".join(str(c.content) for c in chunks) == "three little words"
 
 
+async def test_a_step_paces_its_streamed_tokens() -> None:
+    model = ScriptedChatModel(script=[ScriptStep(text="one two three", pace=0.05), ScriptStep(text="a b c")])
+    arrivals: list[float] = []
+    async for _ in model.astream([HumanMessage("hi")]):
+        arrivals.append(time.monotonic())
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert len(gaps) == 2
+    assert min(gaps) >= 0.045
+    # The pace is the step's own: the next step streams at the model's (none).
+    started = time.monotonic()
+    assert "".join([str(c.content) async for c in model.astream([HumanMessage("hi")])]) == "a b c"
+    assert time.monotonic() - started < 0.045
+
+
 async def test_streamed_tool_calls_survive_aggregation() -> None:
     model = ScriptedChatModel(script=[ScriptStep(tool_calls=[{"name": "t", "args": {"a": 1}, "id": "x"}])])
     total = None

@@ -17,6 +17,7 @@ from parley.api.deps import Services
 from parley.api.errors import install_error_handlers
 from parley.api.middleware import BodySizeLimit
 from parley.api.openapi import install_openapi
+from parley.api.page import install_page
 from parley.api.routers import chat, interrupts, messages, ops, sessions
 from parley.assembly import build_runner, open_journal
 from parley.core.events import EventBus
@@ -121,4 +122,5 @@ def create_app(settings: Settings | None = None, *, prepared: PreparedServices |
     app.add_middleware(BodySizeLimit, max_bytes=resolved.max_body_bytes)
     for module in (chat, messages, sessions, interrupts, ops):
         app.include_router(module.router)
+    install_page(app)
     return app

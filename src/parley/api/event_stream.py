@@ -9,21 +9,25 @@ request. Heartbeat comments (``PARLEY_SSE_HEARTBEAT_SECONDS``) keep idle streams
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import Header, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from parley.api.deps import Services
 from parley.api.schemas import MessageOut
 from parley.core.errors import ServiceUnavailable
-from parley.core.events import MessageEvent
+from parley.core.events import CLOSE, MessageEvent
 from parley.core.records import MessageRecord
 from parley.core.streams import follow_message
 
 EVENT_STREAM = "text/event-stream"
+# How long a stopping server gives its streams to end on their own before they are cut.
+_CLOSE_GRACE_SECONDS = 2.0
 
 LastEventId = Annotated[
     str | None,
@@ -116,20 +120,31 @@ def event_stream_response(
     ``ServiceUnavailable`` (503) when the instance already holds its limit of streams."""
     slots = stream_slots(request, services)
     slots.take()
+    # Set by sse-starlette when the server is stopping: the stream then ends cleanly (a complete response,
+    # which the client can resume elsewhere with Last-Event-ID) instead of being cut.
+    stopping = anyio.Event()
+
+    async def _close_on_stop() -> None:
+        await stopping.wait()
+        services.bus.deliver(message.message_id, MessageEvent(CLOSE))
 
     async def _events() -> AsyncIterator[ServerSentEvent]:
+        watcher = asyncio.create_task(_close_on_stop())
         try:
             async for event in follow_message(
                 store=services.store, bus=services.bus, message=message, operator=operator, after=after
             ):
                 yield _encoded(event, operator=operator)
         finally:
+            watcher.cancel()
             slots.give_back()
 
     return EventSourceResponse(
         _events(),
         ping=services.settings.sse_heartbeat_seconds,
         headers={"Cache-Control": "no-store", **(headers or {})},
+        shutdown_event=stopping,
+        shutdown_grace_period=_CLOSE_GRACE_SECONDS,
     )
 
 

@@ -7,7 +7,13 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
 
-from parley.core.records import MessageRecord, PendingInterrupt, SessionRecord, TranscriptEntry
+from parley.core.records import (
+    MessageRecord,
+    PendingInterrupt,
+    SessionRecord,
+    SessionSummary,
+    TranscriptEntry,
+)
 from parley.core.redaction import interrupt_for_viewer, interrupts_for_viewer
 from parley.core.statuses import MessageKind, MessageStatus, SessionStatus
 from parley.core.timestamps import format_timestamp
@@ -185,6 +191,42 @@ class SessionOut(BaseModel):
             created_at=record.created_at,
             updated_at=record.updated_at,
         )
+
+
+class SessionListItem(BaseModel):
+    """A session in its user's list."""
+
+    session_id: str
+    status: SessionStatus = Field(description="Derived as the session resource's is.")
+    title: str | None = Field(
+        description="The session's first message: whitespace collapsed, at most 60 characters, ending "
+        "with … when cut. Null for a session without one."
+    )
+    message_count: int
+    pending_count: int
+    created_at: Timestamp
+    last_activity_at: Timestamp = Field(
+        description="When a message was last accepted, ended, or cancelled before it ran."
+    )
+
+    @classmethod
+    def of(cls, summary: SessionSummary) -> SessionListItem:
+        return cls(
+            session_id=summary.session_id,
+            status=summary.status,
+            title=summary.title,
+            message_count=summary.message_count,
+            pending_count=summary.pending_count,
+            created_at=summary.created_at,
+            last_activity_at=summary.last_activity_at,
+        )
+
+
+class SessionsOut(BaseModel):
+    """A page of a user's sessions, most recent activity first; pass ``next_cursor`` back as ``cursor``."""
+
+    items: list[SessionListItem]
+    next_cursor: str | None
 
 
 class TranscriptItem(BaseModel):

@@ -20,6 +20,9 @@ from parley.core.records import MessageRecord
 from parley.core.statuses import MessageStatus
 
 RESYNC = "resync"
+"""Events may have been missed: storage has them."""
+CLOSE = "close"
+"""The process is stopping: a reader ends its stream (its client reconnects, to another instance)."""
 
 
 @dataclass(frozen=True, slots=True)

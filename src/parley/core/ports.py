@@ -12,7 +12,15 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from parley.core.events import MessageEvent
-from parley.core.records import MessageRecord, PendingHead, PendingInterrupt, SessionRecord, TranscriptPage
+from parley.core.records import (
+    MessageRecord,
+    PendingHead,
+    PendingInterrupt,
+    SessionPage,
+    SessionPosition,
+    SessionRecord,
+    TranscriptPage,
+)
 from parley.core.statuses import MessageKind, MessageStatus
 
 
@@ -173,6 +181,14 @@ class Store(Protocol):
 
     async def delete_session(self, *, session_id: str, user_id: str) -> None:
         """Remove the session and its rows. ``SessionBusy`` while a turn is pending."""
+
+    async def list_sessions(self, *, user_id: str, after: SessionPosition | None, limit: int) -> SessionPage:
+        """Up to ``limit`` of ``user_id``'s sessions, most recent activity first (ties: by session id,
+        descending), starting after position ``after``; one query, however many sessions are listed.
+
+        Activity is what moves a session's ``updated_at``: a message accepted, a turn ended, a queued
+        message cancelled.
+        """
 
 
 class Runner(Protocol):

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from parley.core.statuses import MessageKind, MessageStatus, SessionStatus
+from parley.core.statuses import MessageKind, MessageStatus, SessionStatus, session_status
+from parley.core.titles import title_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +78,12 @@ class SessionRecord:
 
     @property
     def status(self) -> SessionStatus:
-        """Derived, never stored, so it cannot drift from the messages it summarises."""
-        if self.pending_count:
-            return SessionStatus.BUSY
-        if self.interrupts:
-            return SessionStatus.INTERRUPTED
-        if self.last_message is not None and self.last_message.status is MessageStatus.FAILED:
-            return SessionStatus.ERROR
-        return SessionStatus.IDLE
+        """Derived, never stored (``statuses.session_status``)."""
+        return session_status(
+            pending_count=self.pending_count,
+            interrupted=bool(self.interrupts),
+            last_status=None if self.last_message is None else self.last_message.status,
+        )
 
     @property
     def pending_interrupts(self) -> list[dict[str, Any]]:
@@ -109,3 +108,54 @@ class TranscriptPage:
 
     items: list[TranscriptEntry] = field(default_factory=list)
     next_position: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPosition:
+    """Where a session stands in its user's list: its last activity, then its id (ties).
+
+    ``last_activity`` is the text storage holds, not a parsed time: the next page starts after exactly
+    this position in the order the database sorts, whatever form an older row's timestamp was written in.
+    """
+
+    last_activity: str
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    """A session as its user's list shows it: what ``SessionRecord`` says about it, in brief, and a title."""
+
+    session_id: str
+    user_id: str
+    created_at: datetime
+    last_activity_at: datetime
+    message_count: int
+    pending_count: int
+    interrupted: bool
+    """Whether an interrupt is pending."""
+    last_status: MessageStatus | None
+    """The status of the session's latest message (None: it has none)."""
+    first_message_start: str | None
+    """The start of the user's first message (``titles.TITLE_SOURCE_CHARS`` + 1 characters at most),
+    None if the session has none."""
+
+    @property
+    def status(self) -> SessionStatus:
+        """Derived as the session resource's is (``statuses.session_status``)."""
+        return session_status(
+            pending_count=self.pending_count, interrupted=self.interrupted, last_status=self.last_status
+        )
+
+    @property
+    def title(self) -> str | None:
+        """The first message, shortened (``titles.title_of``)."""
+        return None if self.first_message_start is None else title_of(self.first_message_start)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPage:
+    """A page of a user's sessions, most recent activity first, and the position to continue after."""
+
+    items: list[SessionSummary] = field(default_factory=list)
+    next_position: SessionPosition | None = None

@@ -40,6 +40,24 @@ class SessionStatus(StrEnum):
     ERROR = "error"
 
 
+def session_status(
+    *, pending_count: int, interrupted: bool, last_status: MessageStatus | None
+) -> SessionStatus:
+    """A session's status from what its messages say: ``busy`` while a message is pending, else
+    ``interrupted`` while an interrupt is, else ``error`` if the last message failed, else ``idle``.
+
+    Derived, never stored, so it cannot drift from the messages it summarises; written once, for the
+    session resource and the session list alike.
+    """
+    if pending_count:
+        return SessionStatus.BUSY
+    if interrupted:
+        return SessionStatus.INTERRUPTED
+    if last_status is MessageStatus.FAILED:
+        return SessionStatus.ERROR
+    return SessionStatus.IDLE
+
+
 class MessageKind(StrEnum):
     """What started a turn."""
 

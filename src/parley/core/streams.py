@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from parley.core.events import RESYNC, EventBus, MessageEvent
+from parley.core.events import CLOSE, RESYNC, EventBus, MessageEvent
 from parley.core.ports import Store
 from parley.core.records import MessageRecord
 from parley.core.redaction import interrupt_for_viewer
@@ -37,7 +37,8 @@ async def follow_message(
 ) -> AsyncIterator[MessageEvent]:
     """The events of ``message`` (already read as this viewer's) with ids above ``after``, ending with
     ``done``, whose data is the final ``MessageRecord``. Interrupts are as ``operator`` (or the end user)
-    may see them. Ends at once if the reader has had ``done`` already.
+    may see them. Ends at once if the reader has had ``done`` already, and without ``done`` on a ``close``
+    (the process is stopping).
     """
     message_id = message.message_id
     last = after
@@ -65,6 +66,8 @@ async def follow_message(
             except TimeoutError:
                 batch, check_end = await store.read_events(message_id=message_id, after=last), True
                 continue
+            if event.kind == CLOSE:
+                return
             if event.kind != RESYNC and event.id is not None and event.id <= last + 1:
                 batch, check_end = [event], False
                 continue

@@ -15,7 +15,15 @@ from typing import Any, TypeVar
 from parley.core import rules
 from parley.core.errors import NotFound, StorageUnavailable
 from parley.core.events import MessageEvent
-from parley.core.records import MessageRecord, PendingHead, PendingInterrupt, SessionRecord, TranscriptPage
+from parley.core.records import (
+    MessageRecord,
+    PendingHead,
+    PendingInterrupt,
+    SessionPage,
+    SessionPosition,
+    SessionRecord,
+    TranscriptPage,
+)
 from parley.core.statuses import MessageKind, MessageStatus
 from parley.core.timestamps import format_timestamp, utc_now
 from parley.storage import actions, interrupts, message_events, messages, rows, sessions, transcript
@@ -283,9 +291,14 @@ class SqlStore:
         async def _tx(tx: Tx) -> MessageRecord | None:
             now = utc_now()
             cancelled = await messages.cancel_if_queued(tx, message_id=message_id, now=now)
-            if cancelled is not None and cancelled.kind is MessageKind.RESUME:
+            if cancelled is None:
+                return None
+            if cancelled.kind is MessageKind.RESUME:
                 # The resume never ran: the interrupt it claimed is waiting for an answer again.
                 await interrupts.release_claim(tx, message_id=message_id, now=now)
+            # The message ended without a turn (which would have touched the session in ``finish``): the
+            # session's status may have changed, and its last activity moves with it.
+            await sessions.touch(tx, session_id=cancelled.session_id, now=now)
             return cancelled
 
         return await self._write(_tx)
@@ -423,3 +436,9 @@ class SqlStore:
             await sessions.delete(tx, session_id=session_id)
 
         await self._write(_tx)
+
+    async def list_sessions(self, *, user_id: str, after: SessionPosition | None, limit: int) -> SessionPage:
+        """See ``Store.list_sessions``."""
+        return await self._one_statement(
+            lambda tx: sessions.page(tx, user_id=user_id, after=after, limit=limit)
+        )

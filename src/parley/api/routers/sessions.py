@@ -1,4 +1,4 @@
-"""``/v1/sessions/{id}``: status, transcript, deletion."""
+"""``/v1/sessions``: the caller's sessions; ``/v1/sessions/{id}``: status, resume, transcript, deletion."""
 
 from __future__ import annotations
 
@@ -21,19 +21,70 @@ from parley.api.schemas import (
     MessageOut,
     Problem,
     ResumeRequest,
+    SessionListItem,
     SessionOut,
+    SessionsOut,
     TranscriptItem,
     TranscriptOut,
 )
 from parley.core.errors import InvalidInput
 from parley.core.messages import resume_session, wait_for_terminal
-from parley.core.sessions import CURSOR_PATTERN, decode_cursor, delete_session, encode_cursor
+from parley.core.sessions import (
+    CURSOR_PATTERN,
+    SESSIONS_CURSOR_PATTERN,
+    decode_cursor,
+    delete_session,
+    encode_cursor,
+    encode_sessions_cursor,
+    list_sessions,
+)
 from parley.settings import Settings
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"], route_class=JsonRoute)
 
 SessionId = Annotated[str, Path(min_length=1, max_length=100, pattern=ID_PATTERN)]
 _ERRORS: dict[int | str, dict[str, object]] = {404: {"model": Problem}, 422: {"model": Problem}}
+
+
+@router.get(
+    "",
+    response_model=SessionsOut,
+    responses={
+        403: {"model": Problem, "description": "user_id names another user, and the caller is no operator."},
+        422: {"model": Problem},
+    },
+    summary="The caller's sessions, most recent activity first, paginated",
+)
+async def get_sessions(
+    services: ServicesDep,
+    viewer: ViewerDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=SESSIONS_CURSOR_PATTERN, description="The previous page's next_cursor."),
+    ] = None,
+    user_id: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            pattern=r"^[^\s\x00-\x1f]+$",
+            description="Operators: list this user's sessions instead of their own.",
+        ),
+    ] = None,
+) -> SessionsOut:
+    page = await list_sessions(
+        store=services.store,
+        user_id=viewer.user_id,
+        operator=viewer.operator,
+        owner_id=user_id,
+        cursor=cursor,
+        limit=limit,
+    )
+    return SessionsOut(
+        items=[SessionListItem.of(summary) for summary in page.items],
+        next_cursor=None if page.next_position is None else encode_sessions_cursor(page.next_position),
+    )
 
 
 @router.get(

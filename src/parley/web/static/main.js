@@ -1,0 +1,90 @@
+// The page's entry point: who the user is (kept in this browser until API keys exist), the two views,
+// and switching between them.
+
+import { ChatView } from "./chat.js";
+import { OperatorView } from "./operator.js";
+
+const USER_KEY = "parley.userId";
+// 1-200 characters without whitespace or control characters, as the API takes it; and ASCII, since the id
+// also travels in the X-User-Id header, which fetch() refuses to carry beyond Latin-1.
+const USER_ID = /^[\x21-\x7e]{1,200}$/;
+
+function storedUserId() {
+  try {
+    const stored = localStorage.getItem(USER_KEY);
+    if (stored && USER_ID.test(stored)) return stored;
+  } catch {
+    // Storage refused (private mode): a fresh id for this visit.
+  }
+  const random = new Uint8Array(4);
+  crypto.getRandomValues(random);
+  return `guest-${Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+function saveUserId(userId) {
+  try {
+    localStorage.setItem(USER_KEY, userId);
+  } catch {
+    // Not kept across visits, then; it still works for this one.
+  }
+}
+
+let userId = storedUserId();
+saveUserId(userId);
+const currentUser = () => userId;
+
+const chat = new ChatView(currentUser);
+const operator = new OperatorView(currentUser);
+
+const who = document.getElementById("who");
+const userField = document.getElementById("user-id");
+const userError = document.getElementById("user-id-error");
+userField.value = userId;
+who.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const candidate = userField.value.trim();
+  if (!USER_ID.test(candidate)) {
+    userError.textContent = "A user id is 1 to 200 letters, digits or symbols (ASCII), without spaces.";
+    userField.setAttribute("aria-invalid", "true");
+    userField.focus();
+    return;
+  }
+  userError.textContent = "";
+  userField.removeAttribute("aria-invalid");
+  if (candidate === userId) return;
+  userId = candidate;
+  saveUserId(userId);
+  chat.newChat();
+  chat.loadSessions();
+  if (!document.getElementById("view-operator").hidden) operator.refresh();
+});
+
+// Tabs, as the ARIA pattern has them: arrow keys move between tabs, Tab moves into the panel.
+const tabs = Array.from(document.querySelectorAll('[role="tab"]'));
+function select(tab) {
+  for (const other of tabs) {
+    const selected = other === tab;
+    other.setAttribute("aria-selected", String(selected));
+    other.tabIndex = selected ? 0 : -1;
+    document.getElementById(other.getAttribute("aria-controls")).hidden = !selected;
+  }
+  if (tab.id === "tab-operator") operator.refresh();
+}
+for (const tab of tabs) {
+  tab.addEventListener("click", () => select(tab));
+  tab.addEventListener("keydown", (event) => {
+    const index = tabs.indexOf(tab);
+    let next = null;
+    if (event.key === "ArrowRight") next = tabs[(index + 1) % tabs.length];
+    else if (event.key === "ArrowLeft") next = tabs[(index - 1 + tabs.length) % tabs.length];
+    else if (event.key === "Home") next = tabs[0];
+    else if (event.key === "End") next = tabs[tabs.length - 1];
+    if (next) {
+      event.preventDefault();
+      next.focus();
+      select(next);
+    }
+  });
+}
+
+chat.loadSessions();
