@@ -1,4 +1,4 @@
-"""``python -m bench [latency|throughput|bounded|retention|local|scaleout|sessions ...] [--quick]
+"""``python -m bench [latency|throughput|bounded|retention|local|scaleout|sessions|streams ...] [--quick]
 [--turns N ...]``: run benchmarks, print ratios."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import bounded, latency, local_model, retention, scaleout, sessions, throughput
+from bench import bounded, latency, local_model, retention, scaleout, sessions, streams, throughput
 
-DEFAULT = ["latency", "throughput", "bounded", "retention", "local", "scaleout"]
+DEFAULT = ["latency", "throughput", "bounded", "retention", "local", "scaleout", "streams"]
 
 
 def _one(turns: list[int] | None) -> int | None:
@@ -63,6 +63,8 @@ def main() -> None:
                 results[name] = sessions.run(workdir, sizes=lengths)
             elif name == "scaleout":
                 results[name] = scaleout.run(workdir, quick=args.quick)
+            elif name == "streams":
+                results[name] = streams.run(workdir, quick=args.quick)
             else:
                 parser.error(f"unknown benchmark {name!r}")
             results[name]["seconds"] = round(time.monotonic() - started, 1)
@@ -109,6 +111,8 @@ def main() -> None:
         _scaleout_summary(results["scaleout"])
     if "sessions" in results:
         _sessions_summary(results["sessions"])
+    if "streams" in results:
+        _streams_summary(results["streams"])
 
 
 def _sessions_summary(r: dict[str, Any]) -> None:
@@ -159,6 +163,38 @@ def _scaleout_summary(r: dict[str, Any]) -> None:
     print(
         f"scaleout saver lock: no lock / lock = {lock['assistant_ratio']:.2f} with the assistant, "
         f"{lock['one_node_ratio']:.2f} with a one-node graph ({lock['sessions']} concurrent sessions)"
+    )
+
+
+def _streams_summary(r: dict[str, Any]) -> None:
+    d = r["delivery"]
+    for name, label in (
+        ("sqlite", "SQLite"),
+        ("postgres", "PostgreSQL"),
+        ("postgres_queue", "PostgreSQL + queue"),
+    ):
+        if f"{name}_p50_ms" in d:
+            print(
+                f"streams token delivery, Parley {label}: p50 {d[f'{name}_p50_ms']:.2f} ms, p99 "
+                f"{d[f'{name}_p99_ms']:.2f} ms vs bare sse-starlette p50 {d['baseline_p50_ms']:.2f}, p99 "
+                f"{d['baseline_p99_ms']:.2f} (adds {d[f'{name}_adds_p50_ms']:.2f} ms at p50, "
+                f"{d[f'{name}_adds_p99_ms']:.2f} at p99)  [target: p50 < 5 ms]"
+            )
+    if "postgres" in d:
+        print(f"streams token delivery on PostgreSQL: {d['postgres']}")
+    c = r["capacity"]
+    for step in c["parley"]["steps"]:
+        print(
+            f"streams capacity: {c['active_streams']} active streams ({1000 / c['pace_ms']:.0f} tokens/s each) "
+            f"+ {step['idle']} idle: p50 {step['p50_ms']:.1f} ms, p99 {step['p99_ms']:.1f} ms, max "
+            f"{step['max_ms']:.0f} ms, {step['tokens_of_paced']:.0%} of the paced tokens emitted, server CPU "
+            f"{step['server_cpu_share']:.2f} of a core, {step['server_rss_mb']} MB"
+        )
+    b = c["baseline"]
+    print(
+        f"streams capacity, bare sse-starlette with {b['idle']} idle: p50 {b['p50_ms']:.1f} ms, p99 "
+        f"{b['p99_ms']:.1f} ms, max {b['max_ms']:.0f} ms; Parley holds {c['most_idle_with_p99_under_50ms']} idle streams with the "
+        "active p99 under 50 ms  [target: >= 1000 idle + 100 active]"
     )
 
 

@@ -157,18 +157,24 @@ def parley_server(data_dir: Path, **env: str) -> Server:
 
 @contextmanager
 def parley_deployment(
-    data_dir: Path, *, database_url: str | None = None, runner: str = "inprocess", workers: int = 0
+    data_dir: Path,
+    *,
+    database_url: str | None = None,
+    runner: str = "inprocess",
+    workers: int = 0,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """One ``parley serve`` on SQLite under ``data_dir`` or on ``database_url``; with ``runner="queue"``,
-    plus ``workers`` worker processes. Yields the API server."""
-    env = {"PARLEY_RUNNER": runner}
+    plus ``workers`` worker processes. ``env`` (``PARLEY_*``) goes to every process of it. Yields the API
+    server."""
+    env = {**(env or {}), "PARLEY_RUNNER": runner}
     if database_url is not None:
         env["PARLEY_DATABASE_URL"] = database_url
         env["PARLEY_DATABASE_POOL_SIZE"] = str(POOL_SIZE)
     with ExitStack() as stack:
         server = stack.enter_context(parley_server(data_dir, **env))
         for _ in range(workers):
-            stack.enter_context(Worker(database_url or ""))
+            stack.enter_context(Worker(database_url or "", **env))
         yield server
 
 
@@ -188,6 +194,24 @@ def baseline_server(db: Path | str) -> Server:
             "warning",
         ],
         env=env,
+        ready_path="/healthz",
+    )
+
+
+def baseline_sse_server() -> Server:
+    """The bare sse-starlette app (bench/baseline_sse_app.py) that event streams are compared with."""
+    return Server(
+        [
+            "-m",
+            "uvicorn",
+            "bench.baseline_sse_app:create_app",
+            "--factory",
+            "--port",
+            "{port}",
+            "--log-level",
+            "warning",
+        ],
+        env={},
         ready_path="/healthz",
     )
 

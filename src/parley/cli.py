@@ -128,6 +128,7 @@ async def _serve_prepared(settings: Settings, config: Any) -> int:
     import uvicorn
 
     from parley.api.app import create_app, prepare_services
+    from parley.heap import freeze_startup_heap
 
     try:
         # Open storage, build the model and load the graph before binding the port, so that a service
@@ -138,6 +139,8 @@ async def _serve_prepared(settings: Settings, config: Any) -> int:
         print(f"parley: cannot start: {exc}", file=sys.stderr)
         return 2
     config.app = create_app(settings, prepared=prepared)
+    # Everything built so far lives as long as the process: out of the collector's way (heap.py).
+    freeze_startup_heap()
     server = uvicorn.Server(config)
     await server.serve()
     # uvicorn reports a failed lifespan startup by not starting, not by raising.
@@ -188,10 +191,24 @@ def _worker(args: argparse.Namespace) -> int:
         )
         return 2
     _configure_logging(settings.log_level)
+    from parley.heap import freeze_startup_heap
     from parley.runners.worker_main import run_worker
 
+    async def _run() -> None:
+        ready = asyncio.Event()
+
+        async def _freeze_when_ready() -> None:
+            await ready.wait()
+            freeze_startup_heap()  # what it built to start lives as long as it does (heap.py)
+
+        freezing = asyncio.create_task(_freeze_when_ready())
+        try:
+            await run_worker(settings, ready=ready)
+        finally:
+            freezing.cancel()
+
     try:
-        asyncio.run(run_worker(settings))
+        asyncio.run(_run())
     except ConfigurationError as exc:
         print(f"parley: cannot start: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from pathlib import Path
 
@@ -121,3 +122,29 @@ def test_load_script_reads_json_steps(tmp_path: Path) -> None:
     path.write_text('{"text": "not a list"}')
     with pytest.raises(ValueError, match="list"):
         load_script(path)
+
+
+async def test_clock_tokens_tell_the_time_each_was_emitted() -> None:
+    model = ScriptedChatModel()
+    received: list[tuple[float, float]] = []
+    before = time.time()
+    async for chunk in model.astream([HumanMessage("[[pace:0.05]] [[clock:4]] what time is it?")]):
+        received.append((float(str(chunk.content)), time.time()))
+    assert len(received) == 4
+    stamps = [stamp for stamp, _ in received]
+    # Each is the moment it was emitted, after its pause: in order, a pace apart, never later than
+    # its arrival here.
+    assert before + 0.05 <= stamps[0]
+    assert all(later - earlier >= 0.045 for earlier, later in itertools.pairwise(stamps))
+    assert all(stamp <= arrived for stamp, arrived in received)
+
+
+async def test_clock_tokens_are_space_separated_timestamps_with_microseconds() -> None:
+    model = ScriptedChatModel()
+    chunks = [str(c.content) async for c in model.astream([HumanMessage("[[clock:3]]")])]
+    assert len(chunks) == 3
+    assert all(re.fullmatch(r"\d+\.\d{6} ", c) for c in chunks)
+    reply = await model.ainvoke([HumanMessage("[[clock:2]]")])
+    assert re.fullmatch(r"(\d+\.\d{6} ){2}", str(reply.content))
+    assert reply.usage_metadata is not None
+    assert reply.usage_metadata["output_tokens"] == 2

@@ -1,8 +1,9 @@
 """The event journal: each message's events are stored, numbered, then published.
 
 A turn (and a cancel) calls ``publish``, which never blocks: the event waits in a queue that one writer
-task empties in batches — the events of one message in one ``Store.append_events`` call, different
-messages concurrently. Only once an event is stored does it reach the bus, with its id. So a stream
+task empties in batches — the events of one message in one ``Store.append_events`` call, those of several
+messages in one transaction (``Store.append_events_of``). Only once an event is stored does it reach the
+bus, with its id. So a stream
 that reads storage and then follows the bus sees every event exactly once, whatever process appended
 it; a crash can lose events that nobody has seen, never one a client has; and an id is never given
 twice, even to the attempt that runs after a crash (``storage/events.py``).
@@ -139,7 +140,10 @@ class EventJournal:
             for message_id, kind, data in batch:
                 by_message.setdefault(message_id, []).append((kind, data))
             try:
-                await asyncio.gather(*(self._append(m, events) for m, events in by_message.items()))
+                if len(by_message) == 1:
+                    await self._append(*next(iter(by_message.items())))
+                else:
+                    await self._append_all(by_message)
             finally:
                 self._in_flight = 0
                 for message_id, events in by_message.items():
@@ -183,6 +187,24 @@ class EventJournal:
                     delay,
                 )
                 await asyncio.sleep(delay)
+        self._publish_stored(message_id, events, last)
+
+    async def _append_all(self, by_message: dict[str, list[tuple[str, Any]]]) -> None:
+        """The events of several messages in one transaction: one commit for the batch instead of one
+        per message, which under many concurrent turns was most of what storing a token cost (SQLite)
+        or waited for (PostgreSQL's flush). If that fails, message by message as ``_append`` does, each
+        retried on its own (nothing of the failed transaction was stored)."""
+        stored = {m: [(kind, stored_form(data)) for kind, data in events] for m, events in by_message.items()}
+        try:
+            lasts = await self._store.append_events_of(events=stored)
+        except Exception as exc:
+            logger.info("storing events of %d messages together failed (%s)", len(stored), first_line(exc))
+            await asyncio.gather(*(self._append(m, events) for m, events in by_message.items()))
+            return
+        for message_id, last in lasts.items():
+            self._publish_stored(message_id, by_message[message_id], last)
+
+    def _publish_stored(self, message_id: str, events: Sequence[tuple[str, Any]], last: int | None) -> None:
         if last is None:
             return  # the message is gone (its session was deleted): nobody can stream it
         first = last - len(events) + 1

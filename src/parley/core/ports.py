@@ -7,7 +7,7 @@ no router can forget the ownership check: a session of another user is simply no
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -179,6 +179,12 @@ class Store(Protocol):
         """Store a message's next events (``(kind, JSON-able data)``, in order) and give them the next ids;
         the id of the last one, or None if the message does not exist. Ids are gapless and never reused,
         whichever process appends (the message's ``event_seq`` moves on in the same statement)."""
+
+    async def append_events_of(
+        self, *, events: Mapping[str, Sequence[tuple[str, Any]]]
+    ) -> dict[str, int | None]:
+        """``append_events`` for several messages (by id) at once, all or nothing: the id of each one's
+        last event, or None for a message that does not exist."""
 
     async def read_events(self, *, message_id: str, after: int) -> list[MessageEvent]:
         """The message's stored events with an id above ``after``, in order (no owner check: callers

@@ -9,7 +9,9 @@ as it would any provider's. What it says comes, in order of precedence, from:
    ``[[fail:rate_limit]]`` / ``[[fail:unavailable]]`` raise an error with HTTP status 429 / 503 (all three
    transient), ``[[flaky:N]]`` times out on the first N calls for that message and then answers,
    ``[[reply:text]]`` answers ``text``, ``[[pace:0.05]]`` streams its tokens that many seconds apart,
-   ``[[tool:name|{"json": "args"}]]`` (one or more) calls tools;
+   ``[[clock:N]]`` answers N tokens, each the wall-clock time (``time.time()``, six decimals, then a
+   space) at which it is emitted — so a client on the same machine can tell how long each took to reach
+   it (bench/streams.py) — ``[[tool:name|{"json": "args"}]]`` (one or more) calls tools;
 2. the next step of its script (text, tool calls, a delay, an exception), consumed in order;
 3. by default, ``Echo: <the last user message>`` — deterministic, and bounded in length; after tool
    results, ``Tool results: <name>: <result>; …``.
@@ -74,6 +76,8 @@ class ScriptStep(BaseModel):
     delay: float = Field(default=0.0, ge=0)
     pace: float | None = Field(default=None, ge=0)
     """Seconds between streamed tokens of this call (the model's ``token_delay`` when None)."""
+    clock: int | None = Field(default=None, ge=1)
+    """Answer this many tokens, each the time it is emitted (see ``clock_token``), instead of ``text``."""
     error: ErrorKind | None = None
 
 
@@ -89,6 +93,11 @@ def _tool_call(directive: str, index: int) -> dict[str, Any]:
     name, _, raw_args = directive.partition("|")
     args = json.loads(raw_args) if raw_args.strip() else {}
     return {"name": name.strip(), "args": args, "id": f"call_{uuid.uuid4().hex[:8]}_{index}"}
+
+
+def clock_token() -> str:
+    """A clock token: the wall-clock time now, to the microsecond, and a space."""
+    return f"{time.time():.6f} "
 
 
 def _is_summary_prompt(messages: list[BaseMessage]) -> bool:
@@ -176,12 +185,14 @@ class ScriptedChatModel(BaseChatModel):
                         step.error = "timeout"
             if "reply" in directives:
                 step.text = directives["reply"]
+            if "clock" in directives:
+                step.clock = max(1, int(directives["clock"] or 1))
             calls = [arg for name, arg in _DIRECTIVE.findall(text) if name.lower() == "tool"]
             if calls and not step.error:
                 step.tool_calls = [_tool_call(arg, index) for index, arg in enumerate(calls)]
                 step.text = step.text or ""
                 return step
-            if step.error or step.text is not None:
+            if step.error or step.text is not None or step.clock:
                 return step
             if scripted is None:
                 step.text = self._echo(_DIRECTIVE.sub("", text).strip())
@@ -207,7 +218,8 @@ class ScriptedChatModel(BaseChatModel):
 
     @staticmethod
     def _message(step: ScriptStep, messages: list[BaseMessage]) -> AIMessage:
-        text = step.text or ""
+        """The whole answer (a clock step's tokens all tell the time of this call)."""
+        text = "".join(clock_token() for _ in range(step.clock)) if step.clock else step.text or ""
         prompt_words = sum(len(_text_of(m).split()) for m in messages)
         usage = UsageMetadata(
             input_tokens=prompt_words,
@@ -265,9 +277,13 @@ class ScriptedChatModel(BaseChatModel):
             time.sleep(step.delay)
         self._raise_for(step)
         pace = self.token_delay if step.pace is None else step.pace
-        for chunk in self._chunks(step, messages):
+        tokens = self._tokens(step)
+        for index, token in enumerate(tokens):
             if pace:
                 time.sleep(pace)
+            # A clock token's text is taken only now, after the pause: the moment it is emitted.
+            text = clock_token() if token is None else token
+            chunk = self._chunk(step, messages, text, last=index == len(tokens) - 1)
             if run_manager is not None:
                 run_manager.on_llm_new_token(str(chunk.message.content), chunk=chunk)
             yield chunk
@@ -284,35 +300,44 @@ class ScriptedChatModel(BaseChatModel):
             await asyncio.sleep(step.delay)
         self._raise_for(step)
         pace = self.token_delay if step.pace is None else step.pace
-        for chunk in self._chunks(step, messages):
+        tokens = self._tokens(step)
+        for index, token in enumerate(tokens):
             if pace:
                 await asyncio.sleep(pace)
+            text = clock_token() if token is None else token
+            chunk = self._chunk(step, messages, text, last=index == len(tokens) - 1)
             if run_manager is not None:
                 await run_manager.on_llm_new_token(str(chunk.message.content), chunk=chunk)
             yield chunk
 
-    def _chunks(self, step: ScriptStep, messages: list[BaseMessage]) -> list[ChatGenerationChunk]:
-        """The reply split into word tokens; the last chunk carries tool calls and usage."""
-        full = self._message(step, messages)
-        words = re.findall(r"\S+\s*|\s+", step.text or "") or [""]
-        chunks = [ChatGenerationChunk(message=AIMessageChunk(content=w)) for w in words[:-1]]
-        chunks.append(
-            ChatGenerationChunk(
-                message=AIMessageChunk(
-                    content=words[-1],
-                    tool_call_chunks=[
-                        {
-                            "name": c["name"],
-                            "args": json.dumps(c["args"]),
-                            "id": c["id"],
-                            "index": i,
-                            "type": "tool_call_chunk",
-                        }
-                        for i, c in enumerate(full.tool_calls)
-                    ],
-                    usage_metadata=full.usage_metadata,
-                    chunk_position="last",
-                )
+    @staticmethod
+    def _tokens(step: ScriptStep) -> list[str | None]:
+        """The reply's tokens, in order: its words, or (None) as many clock tokens as it asks for."""
+        if step.clock:
+            return [None] * step.clock
+        return list(re.findall(r"\S+\s*|\s+", step.text or "")) or [""]
+
+    def _chunk(
+        self, step: ScriptStep, messages: list[BaseMessage], text: str, *, last: bool
+    ) -> ChatGenerationChunk:
+        """One streamed token; the last carries the tool calls and the usage."""
+        if not last:
+            return ChatGenerationChunk(message=AIMessageChunk(content=text))
+        full = self._message(step, messages)  # its tool calls and usage (a word per clock token)
+        return ChatGenerationChunk(
+            message=AIMessageChunk(
+                content=text,
+                tool_call_chunks=[
+                    {
+                        "name": c["name"],
+                        "args": json.dumps(c["args"]),
+                        "id": c["id"],
+                        "index": i,
+                        "type": "tool_call_chunk",
+                    }
+                    for i, c in enumerate(full.tool_calls)
+                ],
+                usage_metadata=full.usage_metadata,
+                chunk_position="last",
             )
         )
-        return chunks

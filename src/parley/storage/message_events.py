@@ -10,7 +10,7 @@ delivered to anyone only after that.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from parley.core.events import MessageEvent
@@ -43,6 +43,34 @@ async def append(tx: Tx, *, message_id: str, events: Sequence[tuple[str, Any]], 
     last = int(row["event_seq"])
     await insert_run(tx, message_id=message_id, last=last, events=events, now=now)
     return last
+
+
+# Several messages at once, one round trip: each message's ``event_seq`` moves on by its count of events
+# and its run is inserted, as in _APPEND_POSTGRES.
+_APPEND_MANY_POSTGRES = (
+    "WITH i AS (SELECT * FROM unnest(?::text[], ?::bigint[], ?::text[]) AS i(message_id, n, events)), "
+    "m AS (UPDATE parley_messages p SET event_seq = p.event_seq + i.n FROM i "
+    "WHERE p.message_id = i.message_id RETURNING p.message_id, p.event_seq, i.n, i.events) "
+    "INSERT INTO parley_message_events (message_id, first_seq, last_seq, events, created_at) "
+    "SELECT m.message_id, m.event_seq - m.n + 1, m.event_seq, m.events, ? FROM m "
+    "RETURNING message_id, last_seq"
+)
+
+
+async def append_many(
+    tx: Tx, *, events: Mapping[str, Sequence[tuple[str, Any]]], now: str
+) -> dict[str, int | None]:
+    """``append`` for several messages (by id) together: one statement (PostgreSQL) or one transaction
+    (SQLite), in the order of their ids."""
+    ids = sorted(events)
+    if tx.dialect.name == "postgres":
+        found = await tx.all(
+            _APPEND_MANY_POSTGRES,
+            (ids, [len(events[m]) for m in ids], [_encode(events[m]) for m in ids], now),
+        )
+        lasts = {str(row["message_id"]): int(row["last_seq"]) for row in found}
+        return {m: lasts.get(m) for m in ids}
+    return {m: await append(tx, message_id=m, events=events[m], now=now) for m in ids}
 
 
 async def insert_run(

@@ -8,7 +8,7 @@ this module only reads what they need and writes what they decide.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -442,6 +442,17 @@ class SqlStore:
         return await self._one_statement(
             lambda tx: message_events.append(tx, message_id=message_id, events=events, now=utc_now()),
             writes=True,
+        )
+
+    async def append_events_of(
+        self, *, events: Mapping[str, Sequence[tuple[str, Any]]]
+    ) -> dict[str, int | None]:
+        """See ``Store.append_events_of``."""
+        if not events or not all(events.values()):
+            raise ValueError("no events to append")
+        # One statement on PostgreSQL; on SQLite ``one_statement`` is a transaction, as for append_events.
+        return await self._one_statement(
+            lambda tx: message_events.append_many(tx, events=events, now=utc_now()), writes=True
         )
 
     async def read_events(self, *, message_id: str, after: int) -> list[MessageEvent]:
