@@ -25,7 +25,12 @@ async def test_every_path_lists_all_its_methods_in_allow(harness: AppHarness) ->
     paths = _paths(harness)
     assert paths["/v1/sessions/x"] == {"GET", "DELETE"}
     for path, methods in paths.items():
-        for method in sorted({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} - methods):
+        # "/v1/sessions/import" is also the path of a session named "import": GET and DELETE are that
+        # session's (404 when there is none), not a wrong method.
+        served_elsewhere = paths["/v1/sessions/x"] if path == "/v1/sessions/import" else set()
+        for method in sorted(
+            {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} - methods - served_elsewhere
+        ):
             response = await harness.client.request(method, path, headers={"X-User-Id": "alice"})
             assert response.status_code == 405, (method, path, response.text)
             assert response.headers["content-type"] == "application/problem+json"
