@@ -107,6 +107,8 @@ def reply_of(messages: Sequence[BaseMessage], *, message_id: str) -> str | None:
     return None
 
 
+_ROLLBACK_FLOOR_SECONDS = 10.0
+
 BREAKPOINT_PREFIX = "breakpoint:"
 """Interrupt ids Parley makes up for static breakpoints, which LangGraph reports without one."""
 
@@ -259,8 +261,10 @@ class TurnExecutor:
         message_id = message.message_id
         if outcome.status in (MessageStatus.FAILED, MessageStatus.CANCELLED):
             try:
-                # Bounded, since no cancel stops it (asking a resume's questions again runs the graph).
-                async with asyncio.timeout(self._policy.timeout_seconds):
+                # Bounded, since no cancel stops it (asking a resume's questions again runs the graph) —
+                # but never by less than a floor: a short turn deadline must not leave half a turn in the
+                # state because the machine was busy while it was undone.
+                async with asyncio.timeout(max(self._policy.timeout_seconds, _ROLLBACK_FLOOR_SECONDS)):
                     reposed = await self._rollback(message)
             except Exception:
                 # The outcome stands; the next turn then starts from the half turn's checkpoint.
