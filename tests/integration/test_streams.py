@@ -85,9 +85,14 @@ async def test_a_reader_that_falls_behind_gets_every_event_once(harness: AppHarn
     record = await _message(harness)
     stream = await _follow(harness, record, live_limit=3)
     journal = harness.services.journal
-    for i in range(50):  # published faster than the reader reads: past 3 waiting, live ones are dropped
-        journal.publish(record.message_id, "token", {"text": str(i), "node": "agent"})
-    await journal.flush(record.message_id)
+    # A subscriber with the stream's limit, never read: it shows that the bus did drop live events here,
+    # so the stream below got them from storage, not from its queue.
+    async with harness.services.bus.subscribe(record.message_id, limit=3) as witness:
+        for i in range(50):  # published faster than the reader reads: past 3 waiting, live ones are dropped
+            journal.publish(record.message_id, "token", {"text": str(i), "node": "agent"})
+        await journal.flush(record.message_id)
+        dropped = [witness.get_nowait() for _ in range(witness.qsize())]
+    assert [e.kind for e in dropped] == ["token", "token", "token", RESYNC]
     await _finish(harness, record)
     received = await asyncio.wait_for(stream, 10)
     assert [e.id for e in received] == list(range(1, 52))
