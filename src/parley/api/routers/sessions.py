@@ -49,6 +49,8 @@ router = APIRouter(prefix="/v1/sessions", tags=["sessions"], route_class=JsonRou
 
 SessionId = Annotated[str, Path(min_length=1, max_length=100, pattern=ID_PATTERN)]
 _ERRORS: dict[int | str, dict[str, object]] = {404: {"model": Problem}, 422: {"model": Problem}}
+PageLimit = Annotated[int, Query(ge=1, le=200, description="Items per page.")]
+"""The page size of every paginated list of this router (sessions, transcript, history)."""
 
 
 @router.get(
@@ -63,7 +65,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {404: {"model": Problem}, 422: {"m
 async def get_sessions(
     services: ServicesDep,
     viewer: ViewerDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: PageLimit = 50,
     cursor: Annotated[
         str | None,
         Query(pattern=SESSIONS_CURSOR_PATTERN, description="The previous page's next_cursor."),
@@ -197,7 +199,7 @@ async def get_transcript(
     services: ServicesDep,
     viewer: ViewerDep,
     session_id: SessionId,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: PageLimit = 50,
     cursor: Annotated[
         str | None,
         Query(pattern=CURSOR_PATTERN, description="The previous page's next_cursor."),
@@ -223,7 +225,7 @@ async def get_history(
     services: ServicesDep,
     viewer: ViewerDep,
     session_id: SessionId,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: PageLimit = 50,
     cursor: Annotated[
         str | None,
         Query(pattern=CHECKPOINT_ID_PATTERN, description="The previous page's next_cursor."),
