@@ -4,6 +4,9 @@ what goes to which stream. (The chat against a real server: tests/e2e/test_chat_
 from __future__ import annotations
 
 import io
+import signal
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -184,3 +187,28 @@ def test_parley_chat_refuses_options_it_cannot_use(
 
     assert main(["chat", *argv]) == 2
     assert complaint in capsys.readouterr().err
+
+
+def test_a_ctrl_c_swallowed_by_a_finalizer_still_leaves_at_the_next_prompt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C landing while a freed generator is being closed (as httpx's stream readers are) is printed
+    and dropped by the interpreter; the chat must still leave instead of prompting again."""
+    swallowed: list[type[BaseException] | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda report: swallowed.append(report.exc_type))
+
+    def reader() -> Iterator[str]:
+        try:
+            yield "event"
+        finally:
+            signal.raise_signal(signal.SIGINT)  # the press arrives during the generator's cleanup
+
+    console = Console(stdin=io.StringIO("next line\n"), stdout=io.StringIO(), stderr=io.StringIO())
+    with console.ctrl_c.installed():
+        events = reader()
+        next(events)
+        del events  # freed while suspended: closed by its finalizer, where the interrupt is dropped
+        assert swallowed == [KeyboardInterrupt]
+        with pytest.raises(KeyboardInterrupt):
+            console.read("> ")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

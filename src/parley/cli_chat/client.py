@@ -9,14 +9,15 @@ so the server sends exactly what was missed, and keeps trying while the service 
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Generator, Iterator
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
-from httpx_sse import EventSource, SSEError
+from httpx_sse import EventSource, ServerSentEvent, SSEError
 
 from parley.cli_chat.events import TurnEvent
 
@@ -232,8 +233,11 @@ class TurnStream:
                 if quiet_since is None:
                     quiet_since = time.monotonic()
                 self._response = self._reopen(deadline=quiet_since + self._client.reconnect_seconds)
+            # Closed explicitly rather than when freed: an exception inside a freed generator is
+            # printed and dropped, a Ctrl-C among them (ctrl_c.py).
+            events = cast("Generator[ServerSentEvent, None, None]", EventSource(self._response).iter_sse())
             try:
-                for sse in EventSource(self._response).iter_sse():
+                for sse in events:
                     if sse.event == "message" and not sse.data:
                         # httpx-sse reports the blank line after a heartbeat comment as an empty event
                         # once an id has been seen; the SSE specification dispatches nothing there.
@@ -248,6 +252,8 @@ class TurnStream:
             except (httpx.TransportError, SSEError):
                 pass  # cut mid-stream: reopened below, after the last event received
             finally:
+                with contextlib.suppress(httpx.TransportError, SSEError):
+                    events.close()
                 self.close()
             if quiet_since is None:
                 quiet_since = time.monotonic()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from parley.cli_chat.ctrl_c import CtrlC
+
 
 class Console:
     """Reads a person's lines; writes the assistant's words as they come, and the chat's own notes."""
@@ -21,8 +23,11 @@ class Console:
         stdout: TextIO | None = None,
         stderr: TextIO | None = None,
         interactive: bool | None = None,
+        ctrl_c: CtrlC | None = None,
     ) -> None:
         self._in = stdin or sys.stdin
+        # Every read and write first raises a Ctrl-C that a library swallowed (ctrl_c.py).
+        self.ctrl_c = ctrl_c or CtrlC()
         self._out = stdout or sys.stdout
         self._err = stderr or sys.stderr
         self.interactive = self._in.isatty() if interactive is None else interactive
@@ -33,6 +38,7 @@ class Console:
 
     def read(self, prompt: str) -> str | None:
         """The next line the person typed, without its newline; None at the end of input."""
+        self.ctrl_c.raise_if_pressed()
         self.end_line()
         if self.interactive and self._in is sys.stdin:
             try:
@@ -48,6 +54,7 @@ class Console:
 
     def write_reply(self, text: str) -> None:
         """Part of the assistant's reply, shown at once."""
+        self.ctrl_c.raise_if_pressed()
         if not text:
             return
         self._out.write(text)
@@ -63,18 +70,21 @@ class Console:
 
     def note(self, text: str) -> None:
         """Something the chat itself says (a session id, a restart, how to continue)."""
+        self.ctrl_c.raise_if_pressed()
         self.end_line()
         self._err.write(f"[{text}]\n")
         self._err.flush()
 
     def say(self, text: str) -> None:
         """A question or a notice the person must read, as it is (an interrupt's question)."""
+        self.ctrl_c.raise_if_pressed()
         self.end_line()
         self._err.write(f"{text}\n")
         self._err.flush()
 
     def error(self, text: str) -> None:
         """Something that went wrong, in one line."""
+        self.ctrl_c.raise_if_pressed()
         self.end_line()
         self._err.write(f"error: {text}\n")
         self._err.flush()

@@ -41,8 +41,10 @@ def run_chat(options: ChatOptions, console: Console | None = None) -> int:
     )
     chat = Chat(client=client, console=console, options=options)
     try:
-        return chat.run()
+        with console.ctrl_c.installed():
+            return chat.run()
     except KeyboardInterrupt:
+        console.ctrl_c.pressed = False  # seen: the goodbye may write
         chat.say_goodbye()
         return 130
     finally:
@@ -260,6 +262,7 @@ class Chat:
         waiting_on = {str(item["id"]) for item in reviews}
         while True:
             time.sleep(self.options.poll_seconds)
+            self.console.ctrl_c.raise_if_pressed()
             try:
                 session = self.client.session(self.session_id)
             except ApiError as exc:
