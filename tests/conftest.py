@@ -160,10 +160,13 @@ def make_settings(backend: Backend) -> Any:
 class AppHarness:
     """The real app with its lifespan running, and an HTTP client bound to it in-process."""
 
-    def __init__(self, client: httpx.AsyncClient, services: Services, backend: Backend) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, services: Services, backend: Backend, *, app: Any = None
+    ) -> None:
         self.client = client
         self.services = services
         self.backend = backend
+        self.app = app
 
     async def chat(self, user_id: str = "alice", **body: Any) -> httpx.Response:
         return await self.client.post("/v1/chat", json={"user_id": user_id, **body})
@@ -204,7 +207,7 @@ async def harness_factory(backend: Backend) -> AsyncIterator[Any]:
                     base_url="http://parley",
                 )
             )
-            return AppHarness(client, app.state.services, backend)
+            return AppHarness(client, app.state.services, backend, app=app)
 
         yield _start
 

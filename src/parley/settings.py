@@ -204,6 +204,29 @@ class Settings(BaseSettings):
     )
 
     max_message_chars: int = Field(default=16_000, ge=1)
+    max_queued_per_session: int = Field(
+        default=100,
+        ge=1,
+        le=1_000_000,
+        description="Messages a session may hold not yet ended (the running one included); past that a chat "
+        "message is refused with 429 and Retry-After.",
+    )
+    rate_limit: str | None = Field(
+        default=None,
+        description="Requests each caller may make to /v1, in the notation of the `limits` library: "
+        "'20/second', several separated by ';' ('20/second;600/minute'). A caller is its API key, or its "
+        "address when there are no keys. Past it: 429 with Retry-After. Unset: no limit.",
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="Where the rate limit's counters live: memory:// (this process: each API instance "
+        "counts on its own) or redis://host:port/db (shared by every instance).",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins a browser page may call the API from, comma-separated ('*' for any); empty: no "
+        "CORS headers at all (the default: only same-origin pages such as Parley's own).",
+    )
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     import_max_bytes: int = Field(
         default=1024 * 1024 * 1024,
@@ -253,11 +276,45 @@ class Settings(BaseSettings):
     )
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=3600)
 
-    @field_validator("interrupt_before", "interrupt_after", "review_keywords", mode="before")
+    @field_validator("interrupt_before", "interrupt_after", "review_keywords", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_notation(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from limits import parse_many
+
+        try:
+            items = parse_many(value)
+        except ValueError:
+            items = []
+        if not items or any(item.amount < 1 for item in items):
+            raise ValueError(
+                f"'{value}' is not a rate limit: write it as '20/second' or '20/second;600/minute'"
+            )
+        return value.strip()
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _rate_limit_storage_url(cls, value: str) -> str:
+        if value != "memory://" and not value.startswith(("redis://", "rediss://")):
+            raise ValueError("must be memory:// or redis://host:port/db")
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _cors_origins_are_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not (
+                origin.startswith(("http://", "https://")) and "/" not in origin.split("://", 1)[1]
+            ):
+                raise ValueError(f"'{origin}' is not an origin: write scheme://host[:port], or '*'")
         return value
 
     @field_validator("durability", mode="before")

@@ -38,8 +38,10 @@ def race(
     request: Callable[[int], tuple[str, str, dict[str, Any]]],
     *,
     headers: dict[str, str] | None = None,
+    local_address: str | None = None,
 ) -> list[Answer]:
-    """Send ``request(i)`` — (method, path, JSON body) — from ``racers`` threads at once.
+    """Send ``request(i)`` — (method, path, JSON body) — from ``racers`` threads at once (from
+    ``local_address``, a loopback address, when given).
 
     Each thread opens its own connection first (a ``/healthz`` call), so that the start line is not a race
     for connection setup; then a barrier releases them together.
@@ -49,7 +51,8 @@ def race(
     def run(i: int) -> Answer:
         method, path, body = request(i)
         base_url = deployment.base_urls[i % len(deployment.base_urls)]
-        with httpx.Client(base_url=base_url, timeout=30, headers=headers) as client:
+        transport = httpx.HTTPTransport(local_address=local_address)
+        with httpx.Client(base_url=base_url, timeout=30, headers=headers, transport=transport) as client:
             assert client.get("/healthz").status_code == 200
             start.wait(timeout=30)
             sent = time.monotonic()

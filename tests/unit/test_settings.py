@@ -49,6 +49,12 @@ def test_database_url_overrides_data_dir(tmp_path: Path) -> None:
         ({"busy_policy": "drop"}, "busy_policy"),
         ({"port": 70000}, "port"),
         ({"max_value_depth": 250}, "max_value_depth"),  # past where checkpoints can carry it
+        ({"rate_limit": "lots"}, "not a rate limit"),
+        ({"rate_limit": "0/second"}, "not a rate limit"),
+        ({"rate_limit_storage": "memcached://127.0.0.1"}, "redis://"),
+        ({"cors_origins": "chat.example"}, "not an origin"),
+        ({"cors_origins": "https://chat.example/path"}, "not an origin"),
+        ({"max_queued_per_session": 0}, "max_queued_per_session"),
     ],
 )
 def test_refuses_unsafe_or_incoherent_values(overrides: dict[str, object], needle: str) -> None:

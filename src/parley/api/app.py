@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from parley import __version__
 from parley.api.deps import Services
@@ -18,6 +19,7 @@ from parley.api.errors import install_error_handlers
 from parley.api.middleware import BodySizeLimit
 from parley.api.openapi import install_openapi
 from parley.api.page import install_page
+from parley.api.rate_limit import RateLimit, enforce_rate_limit
 from parley.api.routers import chat, interrupts, messages, ops, sessions, transfer
 from parley.assembly import build_runner, open_journal
 from parley.core.events import EventBus
@@ -84,6 +86,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.prepared = None
     if prepared is None:
         prepared = await prepare_services(settings)
+    rate_limit = RateLimit.from_settings(settings)
+    app.state.rate_limit = rate_limit
     try:
         services = prepared.services
         app.state.services = services
@@ -104,6 +108,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await prepared.close()
+        if rate_limit is not None:
+            await rate_limit.close()
     logger.info("parley stopped")
 
 
@@ -126,7 +132,39 @@ def create_app(settings: Settings | None = None, *, prepared: PreparedServices |
         max_bytes=resolved.max_body_bytes,
         streamed={transfer.IMPORT_PATH: resolved.import_max_bytes},
     )
-    for module in (chat, messages, transfer, sessions, interrupts, ops):
-        app.include_router(module.router)
+    for module in (chat, messages, transfer, sessions, interrupts):
+        app.include_router(module.router, dependencies=[Depends(enforce_rate_limit)])
+    app.include_router(ops.router)  # health checks are never rate limited
     install_page(app)
+    if resolved.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=resolved.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_RESPONSE_HEADERS,
+            max_age=600,
+        )
     return app
+
+
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "Last-Event-ID",
+    "Prefer",
+    "X-Request-Id",
+    "X-Role",
+    "X-User-Id",
+]
+"""What a page on another origin may send (beyond the CORS-safelisted headers)."""
+CORS_RESPONSE_HEADERS = [
+    "Location",
+    "Preference-Applied",
+    "Retry-After",
+    "X-Message-Id",
+    "X-Request-Id",
+    "X-Session-Id",
+]
+"""What such a page may read of a response: where to poll, the ids of what it sent, when to retry."""

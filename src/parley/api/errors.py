@@ -98,6 +98,7 @@ async def _on_parley_error(_: Request, exc: Exception) -> JSONResponse:
         detail=exc.detail,
         errors=errors,
         extensions=exc.extensions,
+        headers=exc.headers() or None,
     )
 
 

@@ -27,6 +27,10 @@ _TOO_LARGE = "The body is over PARLEY_MAX_BODY_BYTES (middleware.BodySizeLimit: 
 _NOT_JSON = "The body is not sent as application/json."
 _INVALID = "A parameter or field is invalid; `errors` names it."
 _OPERATOR_DISABLED = "X-Role: operator while the operator role is disabled."
+_TOO_MANY = (
+    "Past PARLEY_RATE_LIMIT (Retry-After says when to try again); for a chat message, also a session "
+    "holding PARLEY_MAX_QUEUED_PER_SESSION unfinished messages."
+)
 _UNAVAILABLE = "Storage is unavailable, or the service is starting or stopping; retry later."
 
 
@@ -57,6 +61,7 @@ def _cross_cutting(path: str, method: str, operation: dict[str, Any]) -> dict[st
     if any(p.get("in") == "header" and p.get("name") == "X-Role" for p in operation.get("parameters", ())):
         found["403"] = _OPERATOR_DISABLED
     if path.startswith("/v1/"):
+        found["429"] = _TOO_MANY
         found["503"] = _UNAVAILABLE
     return found
 

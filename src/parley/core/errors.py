@@ -21,6 +21,10 @@ class ParleyError(Exception):
         self.detail = detail
         self.extensions = extensions
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the response must carry (``Retry-After`` on a 429)."""
+        return {}
+
 
 class NotFound(ParleyError):
     """The resource does not exist, or belongs to someone else (we do not say which)."""
@@ -81,6 +85,31 @@ class InvalidInput(ParleyError):
     def __init__(self, detail: str, *, loc: list[str | int], **extensions: Any) -> None:
         super().__init__(detail, **extensions)
         self.loc = loc
+
+
+class TooManyRequests(ParleyError):
+    """The caller sent more than a limit allows; ``retry_after`` seconds from now it may try again."""
+
+    status = 429
+    title = "Too Many Requests"
+    type_slug = "rate-limited"
+
+    def __init__(self, detail: str, *, retry_after: int, **extensions: Any) -> None:
+        super().__init__(detail, retry_after=retry_after, **extensions)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class RateLimited(TooManyRequests):
+    """The caller went past ``PARLEY_RATE_LIMIT``."""
+
+
+class QueueFull(TooManyRequests):
+    """A session already holds as many unfinished messages as ``PARLEY_MAX_QUEUED_PER_SESSION`` allows."""
+
+    type_slug = "queue-full"
 
 
 class ServiceUnavailable(ParleyError):

@@ -24,6 +24,7 @@ async def submit_chat(
     reject_if_busy: bool,
     idempotency_key: str | None = None,
     answer_interrupts: bool = False,
+    max_unfinished: int | None = None,
 ) -> MessageRecord:
     """Record the user's message durably, then have its turn run. Returns the ``queued`` record.
 
@@ -38,6 +39,7 @@ async def submit_chat(
         reject_if_busy=reject_if_busy,
         idempotency_key=idempotency_key,
         answer_interrupts=answer_interrupts,
+        max_unfinished=max_unfinished,
     )
     return await _started(runner, record)
 

@@ -50,6 +50,7 @@ class Store(Protocol):
         resume: Any = None,
         idempotency_key: str | None = None,
         answer_interrupts: bool = False,
+        max_unfinished: int | None = None,
     ) -> MessageRecord:
         """Record a message as ``queued`` (creating the session when ``session_id`` is None).
 
@@ -58,7 +59,8 @@ class Store(Protocol):
         ``idempotency_key`` the user used before, returns that earlier message instead (``InvalidInput``
         if the earlier request differed). A chat message to a session waiting on an interrupt is
         ``SessionInterrupted`` — unless ``answer_interrupts``, when it claims the oldest interrupt the user
-        may answer and becomes a resume whose value is its text.
+        may answer and becomes a resume whose value is its text. With ``max_unfinished``, a session that
+        already holds that many messages not yet ended refuses another (``QueueFull``).
         """
 
     async def accept_resume(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from parley.core.errors import Forbidden, SessionBusy, SessionInterrupted
+from parley.core.errors import Forbidden, QueueFull, SessionBusy, SessionInterrupted
 from parley.core.records import PendingInterrupt
 from parley.core.redaction import interrupts_for_viewer
 from parley.core.statuses import InterruptKind
@@ -20,6 +20,22 @@ def check_not_busy(*, session_id: str, pending_message_id: str | None) -> None:
         raise SessionBusy(
             f"Session {session_id} is busy with message {pending_message_id}.",
             message_id=pending_message_id,
+        )
+
+
+QUEUE_FULL_RETRY_SECONDS = 5
+"""What a refused message's ``Retry-After`` says: about a turn's time, after which one has likely ended."""
+
+
+def check_queue_room(*, session_id: str, unfinished: int, limit: int) -> None:
+    """A session holds at most ``limit`` messages not yet ended (the running one included): past that a
+    caller that never waits for replies would queue work without bound."""
+    if unfinished >= limit:
+        raise QueueFull(
+            f"Session {session_id} already holds {limit} unfinished messages "
+            "(PARLEY_MAX_QUEUED_PER_SESSION); send more once some have ended.",
+            retry_after=QUEUE_FULL_RETRY_SECONDS,
+            limit=limit,
         )
 
 

@@ -49,6 +49,17 @@ async def first_pending_id(tx: Tx, *, session_id: str) -> str | None:
     return None if row is None else str(row["message_id"])
 
 
+async def unfinished_count(tx: Tx, *, session_id: str, limit: int) -> int:
+    """How many of the session's messages are not yet ended, counted up to ``limit`` (through the index of
+    pending messages: the cost is bounded by the limit, not by the session's length)."""
+    row = await tx.one(
+        "SELECT COUNT(*) AS n FROM (SELECT 1 FROM parley_messages WHERE session_id = ? "
+        f"AND status IN {rows.PENDING_SQL} ORDER BY seq LIMIT ?) AS unfinished",
+        (session_id, limit),
+    )
+    return 0 if row is None else int(row["n"])
+
+
 async def insert(
     tx: Tx,
     *,

@@ -96,6 +96,7 @@ class SqlStore:
         resume: Any = None,
         idempotency_key: str | None = None,
         answer_interrupts: bool = False,
+        max_unfinished: int | None = None,
     ) -> MessageRecord:
         """See ``Store.accept_message``."""
         resume_json = rows.dumps(resume)
@@ -122,6 +123,9 @@ class SqlStore:
                 if reject_if_busy:
                     pending_id = await messages.first_pending_id(tx, session_id=sid)
                     rules.check_not_busy(session_id=sid, pending_message_id=pending_id)
+                elif max_unfinished is not None:
+                    unfinished = await messages.unfinished_count(tx, session_id=sid, limit=max_unfinished)
+                    rules.check_queue_room(session_id=sid, unfinished=unfinished, limit=max_unfinished)
                 await sessions.touch(tx, session_id=sid, now=now)
                 if kind is MessageKind.CHAT:
                     waiting = await interrupts.pending(tx, session_id=sid)

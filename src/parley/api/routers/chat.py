@@ -111,6 +111,7 @@ async def post_chat(
         reject_if_busy=settings.busy_policy is BusyPolicy.REJECT,
         idempotency_key=idempotency_key,
         answer_interrupts=settings.chat_while_interrupted == "answer",
+        max_unfinished=settings.max_queued_per_session,
     )
     if wants_event_stream(request):
         return event_stream_response(
