@@ -22,6 +22,8 @@ from tests.e2e.server import ServerProcess
 
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 MAX_EXAMPLES = 50
+MIN_CASES = 1000
+"""Generated cases a run must reach, whatever the phases make of the examples per operation."""
 
 
 def test_the_running_server_matches_its_openapi_document(start_server: Any, tmp_path: Path) -> None:
@@ -86,5 +88,7 @@ def test_the_running_server_matches_its_openapi_document(start_server: Any, tmp_
     assert counts is not None, report
     assert counts[1] == counts[2], report
     assert int(counts[1]) >= int(operations[2]) * MAX_EXAMPLES, report
+    assert int(counts[1]) >= MIN_CASES, report
+    print(f"schemathesis: operations={operations[2]} cases={counts[1]} passed={counts[2]}")
     # No request made the server log an unhandled error.
     assert "Traceback" not in server.log(), server.log()
