@@ -112,6 +112,7 @@ async def post_chat(
         idempotency_key=idempotency_key,
         answer_interrupts=settings.chat_while_interrupted == "answer",
     )
+    services.tracing.accepted(record.message_id)  # its turn's span continues this request's trace
     if wants_event_stream(request):
         return event_stream_response(
             request, services, message=record, operator=False, headers=message_headers(record)
