@@ -16,6 +16,7 @@ from parley.core.graph_loader import load_graph
 from parley.core.journal import EventJournal
 from parley.core.ports import Runner
 from parley.core.retention import CheckpointRetention
+from parley.core.telemetry import NO_TELEMETRY, TurnTelemetry
 from parley.core.turns import TurnExecutor, TurnPolicy
 from parley.models.factory import build_chat_model
 from parley.runners.inprocess import InProcessRunner
@@ -29,7 +30,9 @@ from parley.storage.factory import Storage
 _RUNNER_LOCK_KEY = 0x7061726C6569
 
 
-def build_executor(settings: Settings, storage: Storage, journal: EventJournal) -> TurnExecutor:
+def build_executor(
+    settings: Settings, storage: Storage, journal: EventJournal, *, telemetry: TurnTelemetry = NO_TELEMETRY
+) -> TurnExecutor:
     """The chat model and the graph, and the executor that runs their turns.
 
     ``ConfigurationError`` if the model cannot be built or the graph cannot be loaded.
@@ -54,6 +57,7 @@ def build_executor(settings: Settings, storage: Storage, journal: EventJournal) 
             interrupt_before=tuple(settings.interrupt_before),
             interrupt_after=tuple(settings.interrupt_after),
         ),
+        telemetry=telemetry,
     )
 
 
@@ -124,7 +128,12 @@ async def open_retention(
 
 
 async def build_runner(
-    settings: Settings, storage: Storage, journal: EventJournal, stack: AsyncExitStack
+    settings: Settings,
+    storage: Storage,
+    journal: EventJournal,
+    stack: AsyncExitStack,
+    *,
+    telemetry: TurnTelemetry = NO_TELEMETRY,
 ) -> tuple[Runner, TurnExecutor | None]:
     """The runner of an API instance (not started), and its executor when it runs turns itself."""
     bus = journal.bus
@@ -136,7 +145,7 @@ async def build_runner(
         app = queue_app(settings.database_url, pool_size=settings.database_pool_size)
         return QueueRunner(app=app, relay=relay), None
     await hold_runner_lock(settings, stack, worker=False)
-    executor = build_executor(settings, storage, journal)
+    executor = build_executor(settings, storage, journal, telemetry=telemetry)
     await open_retention(settings, storage, executor, stack)
     return InProcessRunner(
         store=storage.store, executor=executor, max_concurrent=settings.max_concurrent_turns

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -113,15 +112,10 @@ def _setting_errors(exc: ValidationError) -> list[str]:
     return lines
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if level != "debug":
-        # The queue logs every job's start and end at INFO: the message rows already say as much.
-        logging.getLogger("procrastinate").setLevel(logging.WARNING)
+def _configure_logging(settings: Settings) -> None:
+    from parley.observability.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
 
 
 async def _serve_prepared(settings: Settings, config: Any) -> int:
@@ -153,7 +147,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args, migrate_on_start=False if args.no_migrate else None)
     if settings is None:
         return 2
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     from parley.api.app import create_app
     from parley.api.connections import ConnectionLimits, guarded_protocol
 
@@ -190,7 +184,7 @@ def _worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     from parley.heap import freeze_startup_heap
     from parley.runners.worker_main import run_worker
 
@@ -219,7 +213,7 @@ def _migrate(args: argparse.Namespace) -> int:
     settings = _settings(args, migrate_on_start=True)
     if settings is None:
         return 2
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     from contextlib import AsyncExitStack
 
     from parley.storage.factory import open_storage
@@ -244,7 +238,7 @@ def _export(args: argparse.Namespace) -> int:
     settings = _settings(args, migrate_on_start=False)
     if settings is None:
         return 2
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     return export_command(settings, args.session_id)
 
 
@@ -254,7 +248,7 @@ def _import(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings is None:
         return 2
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     return import_command(settings, replace=args.replace)
 
 

@@ -48,6 +48,17 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text", "auto"] = Field(
+        default="auto", description="One JSON object per line, or text lines; auto: text on a terminal."
+    )
+    metrics_address: str | None = Field(
+        default=None,
+        description="host:port where this process (serve or worker) also serves GET /metrics on a port of "
+        "its own; unset: only the API port's /metrics (serve), none (worker).",
+    )
+    metrics_refresh_seconds: float = Field(
+        default=5.0, ge=0.1, le=3600, description="How often the storage-wide gauges are read."
+    )
 
     data_dir: Path = Path("data")
     database_url: str | None = Field(
@@ -316,6 +327,24 @@ class Settings(BaseSettings):
             ):
                 raise ValueError(f"'{origin}' is not an origin: write scheme://host[:port], or '*'")
         return value
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("must be host:port (e.g. 127.0.0.1:9464)")
+        return value
+
+    @property
+    def metrics_bind(self) -> tuple[str, int] | None:
+        """``metrics_address`` as (host, port), IPv6 brackets removed; None when unset."""
+        if self.metrics_address is None:
+            return None
+        host, _, port = self.metrics_address.rpartition(":")
+        return host.strip("[]"), int(port)
 
     @field_validator("durability", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import Depends, FastAPI
+from opentelemetry.sdk.trace import TracerProvider
 from starlette.middleware.cors import CORSMiddleware
 
 from parley import __version__
@@ -20,9 +21,16 @@ from parley.api.middleware import BodySizeLimit
 from parley.api.openapi import install_openapi
 from parley.api.page import install_page
 from parley.api.rate_limit import RateLimit, enforce_rate_limit
+from parley.api.request_context import RequestContext
 from parley.api.routers import chat, interrupts, messages, ops, sessions, transfer
+from parley.api.routers import metrics as metrics_route
 from parley.assembly import build_runner, open_journal
 from parley.core.events import EventBus
+from parley.observability.exposition import refresh_backlog, serve_metrics
+from parley.observability.metrics import Metrics
+from parley.observability.tracing import Tracing
+from parley.observability.turns import TurnInstruments
+from parley.runners.inprocess import InProcessRunner
 from parley.settings import Settings
 from parley.storage.factory import open_storage
 from parley.storage.transfer import SqlTransfer
@@ -31,17 +39,31 @@ logger = logging.getLogger(__name__)
 
 
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def open_services(
+    settings: Settings, *, tracer_provider: TracerProvider | None = None
+) -> AsyncIterator[Services]:
     """Build every service from settings; close them in reverse order on exit.
 
     Raises ``ConfigurationError`` with a message meant for the operator when storage cannot be
-    opened, the model cannot be built or the graph cannot be loaded. The runner is built, not started.
+    opened, the model cannot be built, the graph cannot be loaded or the metrics address cannot be bound.
+    The runner is built, not started. ``tracer_provider`` (tests) replaces what the ``OTEL_*``
+    environment asks for.
     """
     async with AsyncExitStack() as stack:
+        metrics = Metrics()
+        tracing = Tracing(tracer_provider) if tracer_provider is not None else Tracing.from_environment()
+        stack.callback(tracing.shutdown)
         storage = await open_storage(settings, stack)
         bus = EventBus()
         journal = await open_journal(settings, storage, bus, stack, runs_turns=settings.runner == "inprocess")
-        runner, _ = await build_runner(settings, storage, journal, stack)
+        runner, _ = await build_runner(
+            settings, storage, journal, stack, telemetry=TurnInstruments(metrics=metrics, tracing=tracing)
+        )
+        if isinstance(runner, InProcessRunner):
+            metrics.count_running(lambda: runner.running_turns)
+        await refresh_backlog(metrics, storage.store, every=settings.metrics_refresh_seconds, stack=stack)
+        if (bind := settings.metrics_bind) is not None:
+            serve_metrics(metrics, host=bind[0], port=bind[1], stack=stack)
         services = Services(
             settings=settings,
             store=storage.store,
@@ -50,6 +72,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             runner=runner,
             checkpointer=storage.checkpointer,
             transfer=SqlTransfer(db=storage.db, saver=storage.checkpointer, graph=settings.graph),
+            metrics=metrics,
+            tracing=tracing,
         )
         try:
             yield services
@@ -66,11 +90,13 @@ class PreparedServices:
     close: Callable[[], Awaitable[None]]
 
 
-async def prepare_services(settings: Settings) -> PreparedServices:
+async def prepare_services(
+    settings: Settings, *, tracer_provider: TracerProvider | None = None
+) -> PreparedServices:
     """``open_services`` entered now and closed later, by whoever holds the result."""
     stack = AsyncExitStack()
     try:
-        services = await stack.enter_async_context(open_services(settings))
+        services = await stack.enter_async_context(open_services(settings, tracer_provider=tracer_provider))
     except BaseException:
         await stack.aclose()
         raise
@@ -85,7 +111,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     prepared: PreparedServices | None = app.state.prepared
     app.state.prepared = None
     if prepared is None:
-        prepared = await prepare_services(settings)
+        prepared = await prepare_services(settings, tracer_provider=app.state.tracer_provider)
     rate_limit = RateLimit.from_settings(settings)
     app.state.rate_limit = rate_limit
     try:
@@ -113,9 +139,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     logger.info("parley stopped")
 
 
-def create_app(settings: Settings | None = None, *, prepared: PreparedServices | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    prepared: PreparedServices | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> FastAPI:
     """The Parley ASGI app. ``settings`` default to the environment's ``PARLEY_*`` variables; services
-    ``prepared`` already are taken over by the app's lifespan, which otherwise opens its own."""
+    ``prepared`` already are taken over by the app's lifespan, which otherwise opens its own (with
+    ``tracer_provider``, a test's, instead of what ``OTEL_*`` asks for)."""
     resolved = settings if settings is not None else Settings()
     app = FastAPI(
         title="Parley",
@@ -125,6 +157,7 @@ def create_app(settings: Settings | None = None, *, prepared: PreparedServices |
     )
     app.state.settings = resolved
     app.state.prepared = prepared
+    app.state.tracer_provider = tracer_provider
     install_error_handlers(app)
     install_openapi(app, resolved)
     app.add_middleware(
@@ -134,7 +167,9 @@ def create_app(settings: Settings | None = None, *, prepared: PreparedServices |
     )
     for module in (chat, messages, transfer, sessions, interrupts):
         app.include_router(module.router, dependencies=[Depends(enforce_rate_limit)])
-    app.include_router(ops.router)  # health checks are never rate limited
+    # Health checks and metrics are never rate limited: a busy caller must not blind the operator.
+    for module in (ops, metrics_route):
+        app.include_router(module.router)
     install_page(app)
     if resolved.cors_origins:
         app.add_middleware(
@@ -145,6 +180,8 @@ def create_app(settings: Settings | None = None, *, prepared: PreparedServices |
             expose_headers=CORS_RESPONSE_HEADERS,
             max_age=600,
         )
+    # Outermost (added last): it sees every answer, a 413 of the size limit and a CORS refusal included.
+    app.add_middleware(RequestContext)
     return app
 
 

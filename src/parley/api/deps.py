@@ -15,6 +15,8 @@ from parley.core.errors import Forbidden
 from parley.core.events import EventBus
 from parley.core.journal import EventJournal
 from parley.core.ports import Runner, SessionTransfer, Store
+from parley.observability.metrics import Metrics
+from parley.observability.tracing import Tracing
 from parley.settings import Settings
 
 
@@ -29,6 +31,8 @@ class Services:
     runner: Runner
     checkpointer: BaseCheckpointSaver[Any]
     transfer: SessionTransfer
+    metrics: Metrics
+    tracing: Tracing
 
 
 def get_services(request: Request) -> Services:

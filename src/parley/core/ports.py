@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from parley.core.events import MessageEvent
 from parley.core.records import (
+    Backlog,
     BranchMarks,
     ImportedSession,
     MessageRecord,
@@ -114,6 +115,10 @@ class Store(Protocol):
 
     async def sessions_with_pending(self) -> list[str]:
         """Every session that has a message not yet in a terminal status (for recovery)."""
+
+    async def backlog(self) -> Backlog:
+        """How many messages are queued and interrupts pending, database-wide (for metrics: two counts
+        over partial indexes, read every few seconds, never per request)."""
 
     async def mark_running(self, *, message_id: str) -> MessageRecord | None:
         """Move a pending message to ``running`` and count the attempt; None if already terminal."""

@@ -47,6 +47,14 @@ class PendingHead:
 
 
 @dataclass(frozen=True, slots=True)
+class Backlog:
+    """What waits across the whole database: messages not started yet, interrupts not answered yet."""
+
+    queued_messages: int
+    pending_interrupts: int
+
+
+@dataclass(frozen=True, slots=True)
 class PendingInterrupt:
     """An interrupt a session waits on, until a resume claims it."""
 

@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
@@ -52,6 +53,7 @@ from parley.core.records import MessageRecord
 from parley.core.retry import backoff_seconds, is_transient
 from parley.core.rewind import Rewinder
 from parley.core.statuses import CANCELLED_ERROR, InterruptKind, MessageKind, MessageStatus
+from parley.core.telemetry import NO_TELEMETRY, TurnScope, TurnTelemetry
 from parley.core.usage import StreamingTurnObserver, TurnObserver
 
 logger = logging.getLogger(__name__)
@@ -153,8 +155,10 @@ class TurnExecutor:
         store: Store,
         events: EventPublisher,
         policy: TurnPolicy,
+        telemetry: TurnTelemetry = NO_TELEMETRY,
     ) -> None:
         self._graph = graph
+        self._telemetry = telemetry
         self._checkpointer = checkpointer
         self._store = store
         self._events = events
@@ -183,12 +187,13 @@ class TurnExecutor:
     async def run(self, message: MessageRecord) -> MessageRecord | None:
         """Run ``message``'s turn to a terminal status; None if it was already terminal."""
         try:
-            return await self._run(message)
+            with self._telemetry.turn(message) as scope:
+                return await self._run(message, scope)
         finally:
             for callback in self._ended:
                 callback(message.session_id)
 
-    async def _run(self, message: MessageRecord) -> MessageRecord | None:
+    async def _run(self, message: MessageRecord, scope: TurnScope) -> MessageRecord | None:
         message_id = message.message_id
         running = await self._store.mark_running(message_id=message_id)
         if running is None:
@@ -222,17 +227,17 @@ class TurnExecutor:
                 )
             else:
                 self._announce(running)
-                outcome = await self._attempts(running, observer)
+                outcome = await self._attempts(running, observer, scope)
         except asyncio.CancelledError:
             if message_id not in self._cancel_requests:
                 await self._release(message_id)
                 raise
             _uncancel()
             outcome = _CANCELLED
-        return await self._end(running, outcome, observer)
+        return await self._end(running, outcome, observer, scope)
 
     async def _end(
-        self, message: MessageRecord, outcome: TurnOutcome, observer: StreamingTurnObserver
+        self, message: MessageRecord, outcome: TurnOutcome, observer: StreamingTurnObserver, scope: TurnScope
     ) -> MessageRecord | None:
         """Roll back (if the turn failed or was cancelled) and record ``outcome``, to the end.
 
@@ -242,7 +247,7 @@ class TurnExecutor:
         goes back to ``queued`` as any stopped turn does.
         """
         ending = asyncio.create_task(
-            self._conclude(message, outcome, observer), name=f"parley-end-{message.message_id}"
+            self._conclude(message, outcome, observer, scope), name=f"parley-end-{message.message_id}"
         )
         while True:
             try:
@@ -256,7 +261,7 @@ class TurnExecutor:
                 _uncancel()
 
     async def _conclude(
-        self, message: MessageRecord, outcome: TurnOutcome, observer: StreamingTurnObserver
+        self, message: MessageRecord, outcome: TurnOutcome, observer: StreamingTurnObserver, scope: TurnScope
     ) -> MessageRecord | None:
         message_id = message.message_id
         if outcome.status in (MessageStatus.FAILED, MessageStatus.CANCELLED):
@@ -287,6 +292,7 @@ class TurnExecutor:
         self._cancel_requests.discard(message_id)
         if final is not None:
             self._events.publish_closing(final)
+            scope.ended(final, observer)
         return final
 
     async def _rewind(self, message: MessageRecord) -> MessageRecord | None:
@@ -334,18 +340,19 @@ class TurnExecutor:
             # Left 'running': the next start resumes it all the same (spending one attempt).
             logger.warning("could not release message %s while stopping", message_id)
 
-    async def _attempts(self, first: MessageRecord, observer: TurnObserver) -> TurnOutcome:
+    async def _attempts(self, first: MessageRecord, observer: TurnObserver, scope: TurnScope) -> TurnOutcome:
+        callbacks = [observer, *scope.callbacks]
         try:
             async with asyncio.timeout(self._policy.timeout_seconds):
-                return await self._retrying(first, observer)
+                return await self._retrying(first, callbacks)
         except TimeoutError:
             # Transient TimeoutErrors are handled inside; one that gets here is the deadline's own.
             return _failed("timeout", f"The turn took longer than {self._policy.timeout_seconds:g} s.")
 
-    async def _retrying(self, record: MessageRecord, observer: TurnObserver) -> TurnOutcome:
+    async def _retrying(self, record: MessageRecord, callbacks: list[BaseCallbackHandler]) -> TurnOutcome:
         while True:
             try:
-                return await self._invoke(record, observer)
+                return await self._invoke(record, callbacks)
             except TurnCancelled:
                 # A cancel was recorded before the turn's action could run: the action was refused.
                 return _CANCELLED
@@ -459,7 +466,7 @@ class TurnExecutor:
             return _outcome_of_state(snapshot.values, (), message.message_id)
         return None
 
-    async def _invoke(self, message: MessageRecord, observer: TurnObserver) -> TurnOutcome:
+    async def _invoke(self, message: MessageRecord, callbacks: list[BaseCallbackHandler]) -> TurnOutcome:
         graph_input = self._fresh_input(message)
         known_values: dict[str, Any] | None = None
         if message.attempts > 1:
@@ -478,7 +485,7 @@ class TurnExecutor:
         config: dict[str, Any] = {
             **_thread(message.session_id),
             "metadata": {CHECKPOINT_TAG: message.message_id, USER_TAG: message.user_id},
-            "callbacks": [observer],
+            "callbacks": callbacks,
         }
         return await self._stream(graph_input, config, message, known_values=known_values)
 

@@ -55,6 +55,8 @@ class TurnObserver(BaseCallbackHandler):
         self.output_tokens = 0
         self.model_seconds = 0.0
         self.first_token_seconds: float | None = None
+        self.call_seconds: list[float] = []
+        """Each finished model call's latency, in order (for the model latency histogram)."""
         self._started: dict[UUID, float] = {}
         self._nodes: dict[UUID, str | None] = {}
         self._quiet: set[UUID] = set()
@@ -129,7 +131,9 @@ class TurnObserver(BaseCallbackHandler):
     def _finish(self, run_id: UUID) -> None:
         started = self._started.pop(run_id, None)
         if started is not None:
-            self.model_seconds += time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            self.model_seconds += elapsed
+            self.call_seconds.append(elapsed)
         self._nodes.pop(run_id, None)
         self._quiet.discard(run_id)
         self._holding.discard(run_id)

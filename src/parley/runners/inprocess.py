@@ -9,6 +9,7 @@ bounds how many sessions run at once.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 
 from parley.core.errors import StorageUnavailable
@@ -41,6 +42,11 @@ class InProcessRunner:
         return self._accepting
 
     @property
+    def running_turns(self) -> int:
+        """Turns running now (the metrics' gauge)."""
+        return len(self._turns)
+
+    @property
     def active_sessions(self) -> int:
         """Sessions with a drain task (for tests and metrics)."""
         return len(self._tasks)
@@ -63,7 +69,11 @@ class InProcessRunner:
         if session_id in self._tasks:
             self._dirty.add(session_id)
             return
-        task = asyncio.create_task(self._drain(session_id), name=f"parley-session-{session_id}")
+        # In a context of its own, not the request's that woke it: the drain outlives the request and runs
+        # other requests' messages, whose log lines and spans must not carry this one's ids.
+        task = asyncio.create_task(
+            self._drain(session_id), name=f"parley-session-{session_id}", context=contextvars.Context()
+        )
         self._tasks[session_id] = task
 
     async def _drain(self, session_id: str) -> None:

@@ -8,6 +8,7 @@ import logging
 
 from parley.core.records import MessageRecord
 from parley.core.turns import TurnExecutor
+from parley.observability.logs import turn_context
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,9 @@ class TurnTasks:
     async def run(self, message: MessageRecord) -> bool:
         """Run ``message``'s turn to its end; False if the turn alone (not the caller) was cancelled
         before it recorded an outcome: its message may still be pending, so look at the queue again."""
-        turn = asyncio.create_task(self._executor.run(message), name=f"parley-turn-{message.message_id}")
+        # The task copies the context as it is created: its log lines carry the turn's ids, and only its.
+        with turn_context(session=message.session_id, message=message.message_id):
+            turn = asyncio.create_task(self._executor.run(message), name=f"parley-turn-{message.message_id}")
         self._turns[message.message_id] = turn
         try:
             await turn

@@ -9,8 +9,14 @@ import signal
 import socket
 from contextlib import AsyncExitStack
 
+from opentelemetry.sdk.trace import TracerProvider
+
 from parley.assembly import build_executor, hold_runner_lock, open_journal, open_retention
 from parley.core.events import EventBus
+from parley.observability.exposition import refresh_backlog, serve_metrics
+from parley.observability.metrics import Metrics
+from parley.observability.tracing import Tracing
+from parley.observability.turns import TurnInstruments
 from parley.runners.queue import QueueWorker, queue_app
 from parley.runners.relay import PostgresRelay
 from parley.runners.turn_tasks import TurnTasks
@@ -21,12 +27,20 @@ logger = logging.getLogger(__name__)
 
 
 async def run_worker(
-    settings: Settings, *, stop: asyncio.Event | None = None, ready: asyncio.Event | None = None
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    ready: asyncio.Event | None = None,
+    metrics: Metrics | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> None:
     """Open storage, the model and the graph; run jobs until ``stop`` is set (by default: until SIGTERM
-    or SIGINT); close everything. ``ready`` is set once jobs are being taken.
+    or SIGINT); close everything. ``ready`` is set once jobs are being taken. The worker's turns count in
+    ``metrics`` (a fresh ``Metrics`` by default; served on ``PARLEY_METRICS_ADDRESS`` when set) and are
+    traced as ``OTEL_*`` asks, or by ``tracer_provider`` (tests).
 
-    ``ConfigurationError`` (before any job runs) if storage, the model or the graph cannot be used.
+    ``ConfigurationError`` (before any job runs) if storage, the model, the graph or the metrics address
+    cannot be used.
     """
     assert settings.database_url is not None
     if stop is None:
@@ -34,18 +48,28 @@ async def run_worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+    metrics = Metrics() if metrics is None else metrics
     async with AsyncExitStack() as stack:
+        tracing = Tracing(tracer_provider) if tracer_provider is not None else Tracing.from_environment()
+        stack.callback(tracing.shutdown)
         storage = await open_storage(settings, stack)
         await hold_runner_lock(settings, stack, worker=True)
         bus = EventBus()
         journal = await open_journal(settings, storage, bus, stack, runs_turns=True)
-        executor = build_executor(settings, storage, journal)
+        executor = build_executor(
+            settings, storage, journal, telemetry=TurnInstruments(metrics=metrics, tracing=tracing)
+        )
         await open_retention(settings, storage, executor, stack)
         app = queue_app(settings.database_url, pool_size=settings.database_pool_size)
+        turns = TurnTasks(executor)
+        metrics.count_running(lambda: len(turns))
+        await refresh_backlog(metrics, storage.store, every=settings.metrics_refresh_seconds, stack=stack)
+        if (bind := settings.metrics_bind) is not None:
+            serve_metrics(metrics, host=bind[0], port=bind[1], stack=stack)
         worker = QueueWorker(
             app=app,
             store=storage.store,
-            turns=TurnTasks(executor),
+            turns=turns,
             concurrency=settings.worker_concurrency,
             stalled_seconds=settings.worker_stalled_seconds,
             grace_seconds=settings.shutdown_grace_seconds,

@@ -13,7 +13,7 @@ from typing import Any
 
 from parley.core.errors import ActionPerformed, InvalidInput, TurnCancelled
 from parley.core.events import closing_events
-from parley.core.records import MessageRecord
+from parley.core.records import Backlog, MessageRecord
 from parley.core.statuses import CANCELLED_ERROR, MessageKind, MessageStatus
 from parley.storage import message_events, rows
 from parley.storage.db import Tx
@@ -126,6 +126,17 @@ async def sessions_with_pending(tx: Tx) -> list[str]:
         f"WHERE status IN {rows.PENDING_SQL} GROUP BY session_id ORDER BY first"
     )
     return [str(r["session_id"]) for r in found]
+
+
+async def backlog(tx: Tx) -> Backlog:
+    """Messages queued and interrupts pending, database-wide, in one statement (both counts are over
+    partial indexes: ``parley_messages_pending``, ``parley_interrupts_pending``)."""
+    row = await tx.one(
+        "SELECT (SELECT count(*) FROM parley_messages WHERE status = 'queued') AS queued, "
+        "(SELECT count(*) FROM parley_interrupts WHERE status = 'pending') AS interrupts"
+    )
+    assert row is not None
+    return Backlog(queued_messages=int(row["queued"]), pending_interrupts=int(row["interrupts"]))
 
 
 async def update(tx: Tx, sql: str, params: tuple[Any, ...]) -> MessageRecord | None:

@@ -16,6 +16,7 @@ from parley.core import rules
 from parley.core.errors import NotFound, StorageUnavailable
 from parley.core.events import MessageEvent
 from parley.core.records import (
+    Backlog,
     BranchMarks,
     MessageRecord,
     PendingHead,
@@ -277,6 +278,10 @@ class SqlStore:
     async def sessions_with_pending(self) -> list[str]:
         """See ``Store.sessions_with_pending``."""
         return await self._read(messages.sessions_with_pending)
+
+    async def backlog(self) -> Backlog:
+        """See ``Store.backlog``."""
+        return await self._read(messages.backlog)
 
     async def mark_running(self, *, message_id: str) -> MessageRecord | None:
         """See ``Store.mark_running``."""

@@ -113,6 +113,7 @@ async def post_chat(
         answer_interrupts=settings.chat_while_interrupted == "answer",
         max_unfinished=settings.max_queued_per_session,
     )
+    services.tracing.accepted(record.message_id)  # its turn's span continues this request's trace
     if wants_event_stream(request):
         return event_stream_response(
             request, services, message=record, operator=False, headers=message_headers(record)

@@ -175,6 +175,7 @@ async def post_resume(
         value=body.value,
         idempotency_key=idempotency_key,
     )
+    services.tracing.accepted(record.message_id)  # its turn's span continues this request's trace
     if wants_event_stream(request):
         return event_stream_response(
             request,

@@ -1,0 +1,52 @@
+"""Serving a process's metrics beside its work: the separate bind address (``PARLEY_METRICS_ADDRESS``)
+and the background refresh of the storage-wide gauges."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import AsyncExitStack
+
+from prometheus_client import start_http_server
+
+from parley.core.errors import ConfigurationError
+from parley.core.ports import Store
+from parley.observability.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+
+def serve_metrics(metrics: Metrics, *, host: str, port: int, stack: AsyncExitStack) -> int:
+    """Serve ``metrics`` on ``host:port`` until ``stack`` closes; the port bound (0 picks one).
+
+    prometheus_client's own HTTP server, in a thread: a scrape reads the registry (thread-safe) and never
+    waits for the event loop, so metrics answer even when the loop is busy — which is when they matter.
+    ``ConfigurationError`` if the address cannot be bound.
+    """
+    try:
+        server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot serve metrics on {host}:{port} ({exc.strerror or exc})") from exc
+
+    def _close() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    stack.callback(_close)
+    bound = int(server.server_address[1])
+    logger.info("metrics served on %s:%d/metrics", host, bound)
+    return bound
+
+
+async def refresh_backlog(metrics: Metrics, store: Store, *, every: float, stack: AsyncExitStack) -> None:
+    """Keep the storage-wide gauges fresh (first read now) until ``stack`` closes."""
+    task = asyncio.create_task(metrics.refresh_forever(store, every=every), name="parley-metrics-backlog")
+
+    async def _stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    stack.push_async_callback(_stop)

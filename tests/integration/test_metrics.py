@@ -1,0 +1,184 @@
+"""``GET /metrics`` after real turns, on every backend: the counters and histograms move by exactly what
+the turns did, the HTTP counter names route templates, and the storage-wide gauges follow the data.
+
+With the job queue the API instance runs no turn: its own ``/metrics`` counts the HTTP requests, and the
+worker's registry (what ``parley worker`` serves on ``PARLEY_METRICS_ADDRESS``) counts the turns."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from parley.api.app import create_app
+from parley.observability.metrics import Metrics
+from parley.runners.worker_main import run_worker
+from tests.backends import Backend
+from tests.waiting import wait_until_async
+
+ORDER_MUGS = '[[tool:place_order|{"item": "mug", "quantity": 2}]] two mugs please'
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse(text: str) -> Samples:
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+@dataclass
+class Deployment:
+    client: httpx.AsyncClient
+    worker_metrics: Metrics | None
+
+    async def api_samples(self) -> Samples:
+        response = await self.client.get("/metrics")
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/plain")
+        return parse(response.text)
+
+    async def turn_samples(self) -> Samples:
+        if self.worker_metrics is not None:
+            return parse(self.worker_metrics.render().decode())
+        return await self.api_samples()
+
+
+@pytest.fixture
+async def deployment(backend: Backend, make_settings: Any) -> AsyncIterator[Deployment]:
+    settings = make_settings(metrics_refresh_seconds=0.1)
+    async with AsyncExitStack() as stack:
+        worker_metrics = None
+        if backend.queue:
+            worker_metrics = Metrics()
+            stop, ready = asyncio.Event(), asyncio.Event()
+            task = asyncio.create_task(run_worker(settings, stop=stop, ready=ready, metrics=worker_metrics))
+
+            async def _stop() -> None:
+                stop.set()
+                await task
+
+            stack.push_async_callback(_stop)
+            await wait_until_async(lambda: _ready(ready, task), what="the worker")
+        app = create_app(settings)
+        await stack.enter_async_context(app.router.lifespan_context(app))
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://parley")
+        )
+        yield Deployment(client=client, worker_metrics=worker_metrics)
+
+
+async def _ready(ready: asyncio.Event, task: asyncio.Task[None]) -> bool:
+    if task.done():
+        task.result()
+    return ready.is_set()
+
+
+async def _chat(d: Deployment, message: str) -> dict[str, Any]:
+    response = await d.client.post("/v1/chat", json={"user_id": "alice", "message": message, "wait": 30})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_turns_move_the_counters_by_exactly_what_they_did(deployment: Deployment) -> None:
+    before = await deployment.turn_samples()
+    completed = await _chat(deployment, "hello")
+    failed = await _chat(deployment, "[[fail]] this one breaks")
+    interrupted = await _chat(deployment, ORDER_MUGS)
+    assert (completed["status"], failed["status"], interrupted["status"]) == (
+        "completed",
+        "failed",
+        "interrupted",
+    )
+    after = await deployment.turn_samples()
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    for outcome in ("completed", "failed", "interrupted"):
+        assert delta("parley_turns_total", outcome=outcome) == 1, outcome
+        assert delta("parley_turn_duration_seconds_count", outcome=outcome) == 1, outcome
+    assert delta("parley_turns_total", outcome="cancelled") == 0
+    assert delta("parley_turn_queued_seconds_count") == 3
+    ok = delta("parley_model_calls_total", result="ok")
+    errors = delta("parley_model_calls_total", result="error")
+    assert errors == 1  # the [[fail]] turn's one call (a permanent error is not retried)
+    assert ok >= 2  # at least one call each for the completed and the interrupted turns
+    assert delta("parley_model_call_duration_seconds_count") == ok + errors
+    assert delta("parley_model_tokens_total", direction="output") > 0
+    assert delta("parley_model_tokens_total", direction="input") > 0
+    assert value(after, "parley_turns_running") == 0
+
+
+async def test_http_requests_are_counted_by_route_template_and_status(deployment: Deployment) -> None:
+    before = await deployment.api_samples()
+    body = await _chat(deployment, "hello")
+    message = await deployment.client.get(
+        f"/v1/messages/{body['message_id']}", headers={"X-User-Id": "alice"}
+    )
+    assert message.status_code == 200
+    missing = await deployment.client.get("/v1/messages/nope", headers={"X-User-Id": "alice"})
+    assert missing.status_code == 404
+    unknown = await deployment.client.get(f"/no/such/{body['message_id']}")
+    assert unknown.status_code == 404
+    after = await deployment.api_samples()
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    route = "/v1/messages/{message_id}"
+    assert delta("parley_http_requests_total", method="POST", route="/v1/chat", status="200") == 1
+    assert delta("parley_http_requests_total", method="GET", route=route, status="200") == 1
+    assert delta("parley_http_requests_total", method="GET", route=route, status="404") == 1
+    assert delta("parley_http_requests_total", method="GET", route="unmatched", status="404") == 1
+    assert delta("parley_http_request_duration_seconds_count", method="GET", route=route) == 2
+    assert delta("parley_http_request_duration_seconds_count", method="POST", route="/v1/chat") == 1
+    # The scrape before this one is counted too; no label ever holds a raw path.
+    assert delta("parley_http_requests_total", method="GET", route="/metrics", status="200") == 1
+    assert not any(body["message_id"] in dict(labels).get("route", "") for _, labels in after)
+
+
+async def test_the_backlog_gauges_follow_storage(deployment: Deployment) -> None:
+    await _chat(deployment, ORDER_MUGS)
+
+    async def one_interrupt_pending() -> bool:
+        samples = await deployment.api_samples()
+        return value(samples, "parley_interrupts_pending") == 1 and value(samples, "parley_turns_queued") == 0
+
+    await wait_until_async(one_interrupt_pending, what="the pending-interrupt gauge at 1")
+
+
+async def test_metrics_are_open_without_a_principal_and_admin_only_with_one() -> None:
+    """The hook the API keys tighten: a principal that is not ``admin`` is refused."""
+    from fastapi import Request
+
+    from parley.api.routers.metrics import require_metrics_reader
+    from parley.core.errors import Forbidden
+
+    def request(principal: object | None) -> Request:
+        scope: dict[str, Any] = {"type": "http", "headers": [], "state": {}}
+        if principal is not None:
+            scope["state"]["principal"] = principal
+        return Request(scope)
+
+    @dataclass
+    class Principal:
+        role: str
+
+    await require_metrics_reader(request(None))
+    await require_metrics_reader(request(Principal(role="admin")))
+    with pytest.raises(Forbidden):
+        await require_metrics_reader(request(Principal(role="user")))
