@@ -186,6 +186,11 @@ async def test_a_turn_that_finished_on_its_last_attempt_keeps_its_outcome_when_s
 # -- resumes that do not happen ---------------------------------------------------------------------
 
 
+ONE_TURN_AT_A_TIME = {"max_concurrent_turns": 1, "worker_concurrency": 1}
+"""One turn slot in whichever process runs turns: the in-process runner's, or the worker's (the queue
+backend's worker would otherwise run eight at once, and what a test means to keep queued would start)."""
+
+
 async def _hold_the_only_slot(h: AppHarness) -> str:
     """A slow turn on another session: with one turn at a time, what is accepted next stays queued."""
     holder = (await h.chat(user_id="alice", message="[[sleep:30]] hold", wait=0)).json()
@@ -196,7 +201,7 @@ async def _hold_the_only_slot(h: AppHarness) -> str:
 async def test_cancelling_a_queued_resume_gives_its_interrupt_back(
     harness_factory: Any, make_settings: Any
 ) -> None:
-    h: AppHarness = await harness_factory(make_settings(max_concurrent_turns=1))
+    h: AppHarness = await harness_factory(make_settings(**ONE_TURN_AT_A_TIME))
     asked = (await h.chat(message=ORDER_MUGS)).json()
     sid, iid = asked["session_id"], asked["interrupt"][0]["id"]
     holder = await _hold_the_only_slot(h)
@@ -223,7 +228,7 @@ async def test_cancelling_a_queued_resume_gives_its_interrupt_back(
 async def test_a_chat_queued_behind_a_resume_that_paused_again_does_not_run_over_the_pause(
     harness_factory: Any, make_settings: Any
 ) -> None:
-    h: AppHarness = await harness_factory(make_settings(max_concurrent_turns=1))
+    h: AppHarness = await harness_factory(make_settings(**ONE_TURN_AT_A_TIME))
     asked = (await h.chat(message=ORDER_MUGS)).json()
     sid, iid = asked["session_id"], asked["interrupt"][0]["id"]
     holder = await _hold_the_only_slot(h)
@@ -290,7 +295,7 @@ async def test_a_resume_cancelled_before_its_action_asks_again_and_acts_once(
 ) -> None:
     """The other side of the rule: cancelled before the action, nothing happened, so asking again is
     right — and the action then happens once."""
-    h: AppHarness = await harness_factory(make_settings(max_concurrent_turns=1))
+    h: AppHarness = await harness_factory(make_settings(**ONE_TURN_AT_A_TIME))
     asked = (await h.chat(message=ORDER_MUGS)).json()
     sid, iid = asked["session_id"], asked["interrupt"][0]["id"]
     holder = await _hold_the_only_slot(h)
@@ -307,7 +312,7 @@ async def test_an_action_after_a_recorded_cancel_is_refused_and_the_turn_ends_ca
 ) -> None:
     """A cancel recorded in storage before the turn's action, whose cancellation of the task has not
     landed yet: the action is refused, so nothing happened and asking again is right."""
-    h: AppHarness = await harness_factory(make_settings(max_concurrent_turns=1))
+    h: AppHarness = await harness_factory(make_settings(**ONE_TURN_AT_A_TIME))
     asked = (await h.chat(message=ORDER_MUGS)).json()
     sid, iid = asked["session_id"], asked["interrupt"][0]["id"]
     holder = await _hold_the_only_slot(h)
