@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text", "auto"] = Field(
         default="auto", description="One JSON object per line, or text lines; auto: text on a terminal."
     )
+    metrics_enabled: bool = Field(
+        default=True,
+        description="Count requests and turns for Prometheus; false: nothing counted, /metrics 404.",
+    )
     metrics_address: str | None = Field(
         default=None,
         description="host:port where this process (serve or worker) also serves GET /metrics on a port of "

@@ -182,3 +182,17 @@ async def test_metrics_are_open_without_a_principal_and_admin_only_with_one() ->
     await require_metrics_reader(request(Principal(role="admin")))
     with pytest.raises(Forbidden):
         await require_metrics_reader(request(Principal(role="user")))
+
+
+async def test_with_metrics_off_nothing_is_counted_and_metrics_are_not_served(
+    harness_factory: Any, make_settings: Any
+) -> None:
+    h = await harness_factory(make_settings(metrics_enabled=False))
+    sent = await h.client.post("/v1/chat", json={"user_id": "alice", "message": "hi", "wait": 30})
+    assert sent.status_code == 200
+    refused = await h.client.get("/metrics")
+    assert refused.status_code == 404
+    assert "PARLEY_METRICS_ENABLED" in refused.json()["detail"]
+    counted = {name for name, _ in parse(h.services.metrics.render().decode())}
+    assert "parley_turns_total" not in counted  # a turn ended, and nothing counted it
+    assert "parley_http_requests_total" not in counted

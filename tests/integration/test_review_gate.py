@@ -172,7 +172,9 @@ async def test_no_token_of_a_flagged_draft_is_streamed_but_an_unflagged_reply_st
 async def test_no_token_of_a_draft_flagged_after_a_resume_is_streamed(
     harness_factory: Any, make_settings: Any
 ) -> None:
-    h: AppHarness = await harness_factory(make_settings(review_amount_limit=100, max_concurrent_turns=1, worker_concurrency=1))
+    h: AppHarness = await harness_factory(
+        make_settings(review_amount_limit=100, max_concurrent_turns=1, worker_concurrency=1)
+    )
     body = (await h.chat(message=HOODIES)).json()
     # Another session holds the only turn slot, so the resume waits and the subscription comes first.
     await h.chat(message="[[sleep:0.3]] busy", wait=0)

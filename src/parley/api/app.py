@@ -50,7 +50,7 @@ async def open_services(
     environment asks for.
     """
     async with AsyncExitStack() as stack:
-        metrics = Metrics()
+        metrics = Metrics(enabled=settings.metrics_enabled)
         tracing = Tracing(tracer_provider) if tracer_provider is not None else Tracing.from_environment()
         stack.callback(tracing.shutdown)
         storage = await open_storage(settings, stack)
@@ -61,9 +61,10 @@ async def open_services(
         )
         if isinstance(runner, InProcessRunner):
             metrics.count_running(lambda: runner.running_turns)
-        await refresh_backlog(metrics, storage.store, every=settings.metrics_refresh_seconds, stack=stack)
-        if (bind := settings.metrics_bind) is not None:
-            serve_metrics(metrics, host=bind[0], port=bind[1], stack=stack)
+        if metrics.enabled:
+            await refresh_backlog(metrics, storage.store, every=settings.metrics_refresh_seconds, stack=stack)
+            if (bind := settings.metrics_bind) is not None:
+                serve_metrics(metrics, host=bind[0], port=bind[1], stack=stack)
         services = Services(
             settings=settings,
             store=storage.store,

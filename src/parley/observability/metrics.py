@@ -46,7 +46,9 @@ _HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 class Metrics:
     """The instruments of one process (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, enabled: bool = True) -> None:
+        # Off (PARLEY_METRICS_ENABLED=false): nothing is counted, and GET /metrics is 404.
+        self.enabled = enabled
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
         self.turns = Counter(
@@ -122,6 +124,8 @@ class Metrics:
 
     def request_done(self, *, method: str, route: str, status: int, seconds: float) -> None:
         """One HTTP request answered."""
+        if not self.enabled:
+            return
         key = (method, route, str(status))
         counter = self._request_counters.get(key)
         if counter is None:
@@ -134,6 +138,8 @@ class Metrics:
 
     def turn_ended(self, final: MessageRecord, observer: TurnObserver) -> None:
         """One turn's stored end: its outcome, durations and what its model calls cost."""
+        if not self.enabled:
+            return
         outcome = final.status.value
         children = self._outcomes.get(outcome)
         if children is None:

@@ -48,7 +48,7 @@ async def run_worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-    metrics = Metrics() if metrics is None else metrics
+    metrics = Metrics(enabled=settings.metrics_enabled) if metrics is None else metrics
     async with AsyncExitStack() as stack:
         tracing = Tracing(tracer_provider) if tracer_provider is not None else Tracing.from_environment()
         stack.callback(tracing.shutdown)
@@ -63,9 +63,10 @@ async def run_worker(
         app = queue_app(settings.database_url, pool_size=settings.database_pool_size)
         turns = TurnTasks(executor)
         metrics.count_running(lambda: len(turns))
-        await refresh_backlog(metrics, storage.store, every=settings.metrics_refresh_seconds, stack=stack)
-        if (bind := settings.metrics_bind) is not None:
-            serve_metrics(metrics, host=bind[0], port=bind[1], stack=stack)
+        if metrics.enabled:
+            await refresh_backlog(metrics, storage.store, every=settings.metrics_refresh_seconds, stack=stack)
+            if (bind := settings.metrics_bind) is not None:
+                serve_metrics(metrics, host=bind[0], port=bind[1], stack=stack)
         worker = QueueWorker(
             app=app,
             store=storage.store,

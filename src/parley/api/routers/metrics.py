@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from parley.api.deps import ServicesDep
 from parley.api.schemas import Problem
-from parley.core.errors import Forbidden
+from parley.core.errors import Forbidden, NotFound
 from parley.observability.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["ops"])
@@ -38,8 +38,14 @@ MetricsReader = Annotated[None, Depends(require_metrics_reader)]
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE: {}}}, 403: {"model": Problem}},
+    responses={
+        200: {"content": {CONTENT_TYPE: {}}},
+        403: {"model": Problem},
+        404: {"model": Problem, "description": "Metrics are off (PARLEY_METRICS_ENABLED=false)."},
+    },
     summary="Prometheus metrics of this process",
 )
 async def metrics(services: ServicesDep, _: MetricsReader) -> Response:
+    if not services.metrics.enabled:
+        raise NotFound("Metrics are off in this process (PARLEY_METRICS_ENABLED=false).")
     return Response(services.metrics.render(), media_type=CONTENT_TYPE)
