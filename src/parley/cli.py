@@ -3,7 +3,8 @@
 ``parley serve`` runs the HTTP API (with the in-process runner by default, or ``--runner queue``);
 ``parley worker`` runs turns from the queue (scale-out); ``parley migrate`` applies the database's
 migrations and exits; ``parley export`` / ``parley import`` move a session's document (``cli_transfer``);
-``parley chat`` is a terminal chat against a running service (``parley.cli_chat``).
+``parley keys`` manages API keys (``cli_keys``); ``parley chat`` is a terminal chat against a running
+service (``parley.cli_chat``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from parley.cli_chat.options import DEFAULT_URL, ChatOptions, default_user
+from parley.core.auth import CallerRole
 from parley.core.errors import ConfigurationError
 from parley.settings import Settings
 
@@ -68,6 +70,18 @@ def _parser() -> argparse.ArgumentParser:
     import_.add_argument("--replace", action="store_true", help="overwrite a session of the same id")
     import_.add_argument("--graph", help="package.module:attr of the graph (PARLEY_GRAPH)")
     _storage_options(import_)
+    keys = commands.add_parser("keys", help="create, list and revoke API keys (PARLEY_AUTH=keys)")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="make a key; it is printed once, alone on the last line")
+    create.add_argument("--role", required=True, choices=[role.value for role in CallerRole])
+    create.add_argument("--user", dest="key_user", help="the user a user key acts for (user keys only)")
+    create.add_argument("--name", dest="key_name", help="a name to tell the key by (shown in list)")
+    _storage_options(create)
+    list_ = key_commands.add_parser("list", help="every key, revoked ones included; never a secret")
+    _storage_options(list_)
+    revoke = key_commands.add_parser("revoke", help="revoke a key: refused from then on")
+    revoke.add_argument("key_id", help="the key's id (as list shows it)")
+    _storage_options(revoke)
     chat = commands.add_parser("chat", help="chat with a running Parley service in this terminal")
     chat.add_argument("--url", default=DEFAULT_URL, help="the service (default: %(default)s)")
     chat.add_argument("--user", help="your user id (default: your login name)")
@@ -152,6 +166,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args, migrate_on_start=False if args.no_migrate else None)
     if settings is None:
+        return 2
+    if settings.auth == "off" and not settings.binds_loopback and not settings.allow_unauthenticated_bind:
+        print(
+            f"parley: cannot start: refusing to serve {settings.host} with PARLEY_AUTH=off (anyone who "
+            "reaches it could act as any user); set PARLEY_AUTH=keys, bind 127.0.0.1, or set "
+            "PARLEY_ALLOW_UNAUTHENTICATED_BIND=true",
+            file=sys.stderr,
+        )
         return 2
     _configure_logging(settings.log_level)
     from parley.api.app import create_app
@@ -258,6 +280,20 @@ def _import(args: argparse.Namespace) -> int:
     return import_command(settings, replace=args.replace)
 
 
+def _keys(args: argparse.Namespace) -> int:
+    from parley import cli_keys
+
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    _configure_logging(settings.log_level)
+    if args.keys_command == "create":
+        return cli_keys.create_command(settings, role=args.role, user_id=args.key_user, name=args.key_name)
+    if args.keys_command == "list":
+        return cli_keys.list_command(settings)
+    return cli_keys.revoke_command(settings, key_id=args.key_id)
+
+
 def _chat(args: argparse.Namespace) -> int:
     from parley.cli_chat.loop import run_chat
 
@@ -290,6 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "migrate": _migrate,
         "export": _export,
         "import": _import,
+        "keys": _keys,
         "chat": _chat,
     }
     return commands[args.command](args)

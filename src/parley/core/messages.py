@@ -7,6 +7,7 @@ import asyncio
 import time
 from typing import Any
 
+from parley.core.auth import Answerer
 from parley.core.errors import Conflict
 from parley.core.events import RESYNC, EventBus, EventPublisher
 from parley.core.ports import Runner, Store
@@ -24,6 +25,7 @@ async def submit_chat(
     reject_if_busy: bool,
     idempotency_key: str | None = None,
     answer_interrupts: bool = False,
+    answerer: Answerer | None = None,
 ) -> MessageRecord:
     """Record the user's message durably, then have its turn run. Returns the ``queued`` record.
 
@@ -38,6 +40,7 @@ async def submit_chat(
         reject_if_busy=reject_if_busy,
         idempotency_key=idempotency_key,
         answer_interrupts=answer_interrupts,
+        answerer=answerer,
     )
     return await _started(runner, record)
 
@@ -52,11 +55,14 @@ async def resume_session(
     interrupt_id: str,
     value: Any,
     idempotency_key: str | None = None,
+    answerer: Answerer | None = None,
+    reviews_only: bool = False,
 ) -> MessageRecord:
     """Record the answer to a pending interrupt as a new ``queued`` message and have its turn run.
 
     The claim on the interrupt is atomic (see ``Store.accept_resume``): a stale, unknown or already
-    answered interrupt is refused and nothing is stored.
+    answered interrupt is refused and nothing is stored. The claim records ``answerer`` — who the
+    request authenticated as, never a name its body gave.
     """
     record = await store.accept_resume(
         session_id=session_id,
@@ -65,6 +71,8 @@ async def resume_session(
         interrupt_id=interrupt_id,
         value=value,
         idempotency_key=idempotency_key,
+        answerer=answerer,
+        reviews_only=reviews_only,
     )
     return await _started(runner, record)
 
