@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,7 +85,14 @@ def _parser() -> argparse.ArgumentParser:
     _storage_options(revoke)
     chat = commands.add_parser("chat", help="chat with a running Parley service in this terminal")
     chat.add_argument("--url", default=DEFAULT_URL, help="the service (default: %(default)s)")
-    chat.add_argument("--user", help="your user id (default: your login name)")
+    chat.add_argument(
+        "--user", help="your user id (default: your login name; with a user's API key, the key's user)"
+    )
+    chat.add_argument(
+        "--api-key",
+        default=os.environ.get("PARLEY_API_KEY"),
+        help="an API key, sent as Authorization: Bearer (default: PARLEY_API_KEY)",
+    )
     chat.add_argument("--session", help="continue this session (default: the first message starts one)")
     chat.add_argument(
         "--poll-seconds",
@@ -303,9 +311,16 @@ def _chat(args: argparse.Namespace) -> int:
     if not args.url.startswith(("http://", "https://")):
         print(f"parley: --url {args.url}: give the service's http:// or https:// address", file=sys.stderr)
         return 2
-    user = args.user if args.user is not None else default_user()
+    api_key = args.api_key or None
+    if api_key is not None and not all("!" <= char <= "~" for char in api_key):
+        print("parley: --api-key: an API key is printable ASCII without spaces", file=sys.stderr)
+        return 2
+    # With a key and no --user, name nobody: a user key acts for its own user (a service key must name one).
+    user = args.user if args.user is not None else ("" if api_key else default_user())
     # The user travels in the X-User-Id header, which carries printable ASCII only.
-    if not user or len(user) > 200 or not all("!" <= char <= "~" for char in user):
+    if (user or not api_key) and (
+        not user or len(user) > 200 or not all("!" <= char <= "~" for char in user)
+    ):
         print(
             f"parley: cannot chat as {user!r}: a user id is 1-200 printable ASCII characters without spaces "
             "(--user)",
@@ -313,7 +328,13 @@ def _chat(args: argparse.Namespace) -> int:
         )
         return 2
     return run_chat(
-        ChatOptions(url=args.url, user_id=user, session_id=args.session, poll_seconds=args.poll_seconds)
+        ChatOptions(
+            url=args.url,
+            user_id=user,
+            api_key=api_key,
+            session_id=args.session,
+            poll_seconds=args.poll_seconds,
+        )
     )
 
 
