@@ -158,7 +158,12 @@ class Answerer:
 
 
 def answerer_of(principal: Principal, *, user_id: str) -> Answerer:
-    """What the interrupt row records of the ``principal`` answering it for ``user_id`` ("" for none)."""
+    """What the interrupt row records of the ``principal`` answering it, acting for ``user_id``.
+
+    The user is recorded where it says who the answer was given for: a user key's own, the one a service
+    key acts for, or — auth off — the one claimed (marked unauthenticated). An operator's or admin's key
+    answers as itself: whatever ``user_id`` its request named is not recorded.
+    """
     if not principal.authenticated:
         return Answerer(
             via="unauthenticated",
@@ -172,5 +177,5 @@ def answerer_of(principal: Principal, *, user_id: str) -> Answerer:
         role=principal.role.value,
         key_id=principal.key_id,
         key_name=principal.key_name,
-        user_id=user_id or None,
+        user_id=None if principal.sees_all else user_id or None,
     )

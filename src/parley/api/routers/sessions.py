@@ -176,9 +176,9 @@ async def post_resume(
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> Response:
     answering_for = acting_user_id(caller, body.user_id, action=Action.RESUME, loc=("body", "user_id"))
-    # An operator's key answers for nobody in particular: its answers (and their idempotency keys) are
-    # the key's own.
-    user_id = answering_for or f"key:{caller.key_id}"
+    # An operator's or admin's key answers as itself, whatever user the body names: the message's actor
+    # (and the scope of its idempotency keys) is the key.
+    user_id = f"key:{caller.key_id}" if caller.authenticated and caller.sees_all else answering_for
     operator = caller.sees_all
     wait = resolve_wait(requested=body.wait, prefer=prefer, settings=services.settings)
     _check_value(body.value, settings=services.settings)
