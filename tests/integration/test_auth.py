@@ -4,6 +4,7 @@ principal left for middleware in ``request.state``."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -229,3 +230,23 @@ async def test_the_principal_is_left_in_request_state(harness_factory: Any, make
         "desk",
         CallerRole.OPERATOR,
     )
+
+
+@pytest.mark.inprocess_only
+async def test_auth_off_is_a_loud_warning_at_start(
+    harness_factory: Any, make_settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="parley.api.app")
+    await harness_factory(make_settings())
+    assert any("AUTHENTICATION IS OFF" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.inprocess_only
+async def test_with_keys_the_operator_header_setting_is_said_to_be_ignored(
+    harness_factory: Any, make_settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="parley.api.app")
+    await harness_factory(make_settings(auth="keys", operator_header_enabled=True))
+    messages = [r.getMessage() for r in caplog.records]
+    assert not any("AUTHENTICATION IS OFF" in m for m in messages)
+    assert any("PARLEY_OPERATOR_HEADER_ENABLED is ignored" in m for m in messages)
