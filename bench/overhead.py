@@ -35,14 +35,14 @@ WARMUP = 40
 class _Sink(BaseHTTPRequestHandler):
     """Takes OTLP/HTTP exports and drops them."""
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -108,14 +108,22 @@ async def _measure(contenders: dict[str, tuple[str, dict[str, str]]], *, turns: 
         result[f"{name}_read_p99_ms"] = percentile(read[name], 99) * ms
     for name in contenders.keys() - {"off"}:
         for kind in ("chat", "read"):
-            result[f"{name}_adds_{kind}_p50_ms"] = result[f"{name}_{kind}_p50_ms"] - result[f"off_{kind}_p50_ms"]
-            result[f"{name}_{kind}_p50_ratio"] = result[f"{name}_{kind}_p50_ms"] / result[f"off_{kind}_p50_ms"]
+            result[f"{name}_adds_{kind}_p50_ms"] = (
+                result[f"{name}_{kind}_p50_ms"] - result[f"off_{kind}_p50_ms"]
+            )
+            result[f"{name}_{kind}_p50_ratio"] = (
+                result[f"{name}_{kind}_p50_ms"] / result[f"off_{kind}_p50_ms"]
+            )
     return result
 
 
 def run(workdir: Path, *, turns: int = 500) -> dict[str, Any]:
     """Alternate ``turns`` chat turns and session reads between the contenders."""
-    off_dir, on_dir, traced_dir = workdir / "overhead-off", workdir / "overhead-on", workdir / "overhead-traced"
+    off_dir, on_dir, traced_dir = (
+        workdir / "overhead-off",
+        workdir / "overhead-on",
+        workdir / "overhead-traced",
+    )
     quiet = {"PARLEY_LOG_LEVEL": "warning"}
     with ExitStack() as stack:
         sink = stack.enter_context(_otlp_sink())

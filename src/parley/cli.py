@@ -3,13 +3,15 @@
 ``parley serve`` runs the HTTP API (with the in-process runner by default, or ``--runner queue``);
 ``parley worker`` runs turns from the queue (scale-out); ``parley migrate`` applies the database's
 migrations and exits; ``parley export`` / ``parley import`` move a session's document (``cli_transfer``);
-``parley chat`` is a terminal chat against a running service (``parley.cli_chat``).
+``parley keys`` manages API keys (``cli_keys``); ``parley chat`` is a terminal chat against a running
+service (``parley.cli_chat``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from parley.cli_chat.options import DEFAULT_URL, ChatOptions, default_user
+from parley.core.auth import CallerRole
 from parley.core.errors import ConfigurationError
 from parley.settings import Settings
 
@@ -67,9 +70,28 @@ def _parser() -> argparse.ArgumentParser:
     import_.add_argument("--replace", action="store_true", help="overwrite a session of the same id")
     import_.add_argument("--graph", help="package.module:attr of the graph (PARLEY_GRAPH)")
     _storage_options(import_)
+    keys = commands.add_parser("keys", help="create, list and revoke API keys (PARLEY_AUTH=keys)")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="make a key; it is printed once, alone on the last line")
+    create.add_argument("--role", required=True, choices=[role.value for role in CallerRole])
+    create.add_argument("--user", dest="key_user", help="the user a user key acts for (user keys only)")
+    create.add_argument("--name", dest="key_name", help="a name to tell the key by (shown in list)")
+    _storage_options(create)
+    list_ = key_commands.add_parser("list", help="every key, revoked ones included; never a secret")
+    _storage_options(list_)
+    revoke = key_commands.add_parser("revoke", help="revoke a key: refused from then on")
+    revoke.add_argument("key_id", help="the key's id (as list shows it)")
+    _storage_options(revoke)
     chat = commands.add_parser("chat", help="chat with a running Parley service in this terminal")
     chat.add_argument("--url", default=DEFAULT_URL, help="the service (default: %(default)s)")
-    chat.add_argument("--user", help="your user id (default: your login name)")
+    chat.add_argument(
+        "--user", help="your user id (default: your login name; with a user's API key, the key's user)"
+    )
+    chat.add_argument(
+        "--api-key",
+        default=os.environ.get("PARLEY_API_KEY"),
+        help="an API key, sent as Authorization: Bearer (default: PARLEY_API_KEY)",
+    )
     chat.add_argument("--session", help="continue this session (default: the first message starts one)")
     chat.add_argument(
         "--poll-seconds",
@@ -146,6 +168,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args, migrate_on_start=False if args.no_migrate else None)
     if settings is None:
+        return 2
+    if settings.auth == "off" and not settings.binds_loopback and not settings.allow_unauthenticated_bind:
+        print(
+            f"parley: cannot start: refusing to serve {settings.host} with PARLEY_AUTH=off (anyone who "
+            "reaches it could act as any user); set PARLEY_AUTH=keys, bind 127.0.0.1, or set "
+            "PARLEY_ALLOW_UNAUTHENTICATED_BIND=true",
+            file=sys.stderr,
+        )
         return 2
     _configure_logging(settings)
     from parley.api.app import create_app
@@ -252,6 +282,20 @@ def _import(args: argparse.Namespace) -> int:
     return import_command(settings, replace=args.replace)
 
 
+def _keys(args: argparse.Namespace) -> int:
+    from parley import cli_keys
+
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    _configure_logging(settings)
+    if args.keys_command == "create":
+        return cli_keys.create_command(settings, role=args.role, user_id=args.key_user, name=args.key_name)
+    if args.keys_command == "list":
+        return cli_keys.list_command(settings)
+    return cli_keys.revoke_command(settings, key_id=args.key_id)
+
+
 def _chat(args: argparse.Namespace) -> int:
     from parley.cli_chat.loop import run_chat
 
@@ -261,9 +305,16 @@ def _chat(args: argparse.Namespace) -> int:
     if not args.url.startswith(("http://", "https://")):
         print(f"parley: --url {args.url}: give the service's http:// or https:// address", file=sys.stderr)
         return 2
-    user = args.user if args.user is not None else default_user()
+    api_key = args.api_key or None
+    if api_key is not None and not all("!" <= char <= "~" for char in api_key):
+        print("parley: --api-key: an API key is printable ASCII without spaces", file=sys.stderr)
+        return 2
+    # With a key and no --user, name nobody: a user key acts for its own user (a service key must name one).
+    user = args.user if args.user is not None else ("" if api_key else default_user())
     # The user travels in the X-User-Id header, which carries printable ASCII only.
-    if not user or len(user) > 200 or not all("!" <= char <= "~" for char in user):
+    if (user or not api_key) and (
+        not user or len(user) > 200 or not all("!" <= char <= "~" for char in user)
+    ):
         print(
             f"parley: cannot chat as {user!r}: a user id is 1-200 printable ASCII characters without spaces "
             "(--user)",
@@ -271,7 +322,13 @@ def _chat(args: argparse.Namespace) -> int:
         )
         return 2
     return run_chat(
-        ChatOptions(url=args.url, user_id=user, session_id=args.session, poll_seconds=args.poll_seconds)
+        ChatOptions(
+            url=args.url,
+            user_id=user,
+            api_key=api_key,
+            session_id=args.session,
+            poll_seconds=args.poll_seconds,
+        )
     )
 
 
@@ -284,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "migrate": _migrate,
         "export": _export,
         "import": _import,
+        "keys": _keys,
         "chat": _chat,
     }
     return commands[args.command](args)

@@ -5,6 +5,7 @@ Validators refuse unsafe or contradictory values at start-up instead of warning 
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -196,9 +197,27 @@ class Settings(BaseSettings):
         description="A turn running longer ends failed with reason 'timeout'.",
     )
 
+    auth: Literal["off", "keys"] = Field(
+        default="off",
+        description="keys: every /v1 request needs Authorization: Bearer KEY (parley keys create); off: "
+        "callers name themselves (user_id, X-User-Id), for local development only.",
+    )
+    allow_unauthenticated_bind: bool = Field(
+        default=False,
+        description="Let parley serve bind a non-loopback address with auth off (anyone who can reach "
+        "it can act as any user). Off: such a start is refused.",
+    )
+    key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="How long a process keeps a resolved API key; a revocation takes effect within "
+        "this on every process. 0: look the key up on every request.",
+    )
     operator_header_enabled: bool = Field(
         default=False,
-        description="Trust an X-Role: operator header (until API keys land). Off: the header is refused.",
+        description="With auth off: trust an X-Role: operator header (off: the header is refused). "
+        "With auth keys it grants nothing: the key's role decides.",
     )
     chat_while_interrupted: Literal["reject", "answer"] = Field(
         default="reject",
@@ -384,6 +403,16 @@ class Settings(BaseSettings):
         if self.runner == "queue" and self.backend != "postgres":
             raise ValueError("runner=queue needs PostgreSQL: set database_url=postgresql://…")
         return self
+
+    @property
+    def binds_loopback(self) -> bool:
+        """Whether ``host`` is a loopback address (or ``localhost``), reachable from this machine only."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return False  # a host name: it may resolve to anything
 
     @property
     def backend(self) -> Literal["sqlite", "postgres"]:

@@ -18,7 +18,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.server import ServerProcess
+import pytest
+
+from tests.backends import Backend
+from tests.e2e.server import ServerProcess, parley_env
 
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 MAX_EXAMPLES = 50
@@ -26,14 +29,36 @@ MIN_CASES = 1000
 """Generated cases a run must reach, whatever the phases make of the examples per operation."""
 
 
-def test_the_running_server_matches_its_openapi_document(start_server: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("auth", ["off", "keys"])
+def test_the_running_server_matches_its_openapi_document(
+    start_server: Any, backend: Backend, tmp_path: Path, auth: str
+) -> None:
     server: ServerProcess = start_server(
         # The operator role on, so that the operator queue is reached (X-Role is fuzzed: user is 403).
         PARLEY_OPERATOR_HEADER_ENABLED="true",
         # Turns of the scripted model end at once; a short maximum keeps any wait that does not short.
         PARLEY_DEFAULT_WAIT="1",
         PARLEY_MAX_WAIT="2",
+        PARLEY_AUTH=auth,
     )
+    credentials = ""
+    if auth == "keys":
+        # A user key: every schema-valid request is then one it may make or is refused (403) for naming
+        # another user — a service key would make a body without user_id (valid by the schema, which
+        # cannot know the key) a 422. Schemathesis also sends requests without it, which must be 401.
+        made = subprocess.run(
+            [sys.executable, "-m", "parley.cli", "keys", "create", "--role", "user", "--user", "alice"],
+            capture_output=True,
+            text=True,
+            env=parley_env({**backend.env(), "PARLEY_DATA_DIR": str(backend.data_dir)}),
+            timeout=60,
+            check=True,
+        )
+        # Named by the document's security scheme (not a plain --header), so that the checks which leave it
+        # out to see the request refused know which header it is.
+        env_key = made.stdout.strip().splitlines()[-1]
+        credentials = f'\n[auth.openapi.bearer]\nbearer = "{env_key}"\n'
+
     env = {
         key: value
         for key, value in os.environ.items()
@@ -46,7 +71,7 @@ def test_the_running_server_matches_its_openapi_document(start_server: Any, tmp_
     # runs on the import, and the positive-data check on every other operation.
     (tmp_path / "schemathesis.toml").write_text(
         '[[operations]]\ninclude-path = "/v1/sessions/import"\n'
-        'checks.positive_data_acceptance.expected-statuses = ["201", "403", "409", "422"]\n'
+        'checks.positive_data_acceptance.expected-statuses = ["201", "403", "409", "422"]\n' + credentials
     )
     result = subprocess.run(
         [

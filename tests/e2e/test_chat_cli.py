@@ -341,3 +341,36 @@ def test_piped_input_gets_replies_on_stdout_and_a_failing_status(start_server: A
         "[[fail]] no",
         "bye",
     ]
+
+
+def test_piped_chat_with_an_api_key_from_the_environment(start_server: Any, backend: Backend) -> None:
+    server: ServerProcess = start_server(PARLEY_AUTH="keys")
+    made = subprocess.run(
+        [sys.executable, "-m", "parley.cli", "keys", "create", "--role", "user", "--user", "carol"],
+        capture_output=True,
+        text=True,
+        env=parley_env({**backend.env(), "PARLEY_DATA_DIR": str(backend.data_dir)}),
+        timeout=60,
+        check=True,
+    )
+    key = made.stdout.strip().splitlines()[-1]
+    command = [sys.executable, "-m", "parley.cli", "chat", "--url", server.base_url]
+    # No --user: a user key speaks as the user it is bound to.
+    done = subprocess.run(
+        command,
+        input="hello\n",
+        capture_output=True,
+        text=True,
+        env=parley_env({"PARLEY_API_KEY": key}),
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout) == (0, "Echo: hello\n"), done.stderr
+    session_id = re.search(r"new session (\S+)\]", done.stderr)
+    assert session_id is not None
+    with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {key}"}) as client:
+        assert client.get(f"/v1/sessions/{session_id[1]}").json()["user_id"] == "carol"
+    without = subprocess.run(
+        command, input="hello\n", capture_output=True, text=True, env=parley_env(), timeout=60
+    )
+    assert without.returncode == 1
+    assert "401" in without.stderr or "API key" in without.stderr, without.stderr

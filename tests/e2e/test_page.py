@@ -9,6 +9,8 @@ in ``tests/artifacts/``.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from playwright.sync_api import Browser, Error, Page, expect, sync_playwright
 from tests.backends import Backend
 from tests.conftest import require_service
 from tests.e2e.browser import DESKTOP, PHONE, chromium_missing, launch, screenshot
-from tests.e2e.server import ServerProcess
+from tests.e2e.server import ServerProcess, parley_env
 
 expect.set_options(timeout=20_000)
 OpenPage = Callable[[ServerProcess, str], Page]
@@ -429,3 +431,36 @@ def test_the_page_parses_event_streams_as_the_standard_says(
         {"type": "token", "data": '{"text":\n"lo"}', "id": "2"},
         {"type": "update", "data": "", "id": "3"},
     ]
+
+
+@pytest.mark.sqlite_only
+def test_the_page_calls_a_keyed_server_with_the_key_it_is_given(
+    start_server: Any, open_page: OpenPage, backend: Backend
+) -> None:
+    server: ServerProcess = start_server(PARLEY_AUTH="keys")
+    made = subprocess.run(
+        [sys.executable, "-m", "parley.cli", "keys", "create", "--role", "user", "--user", "alice"],
+        capture_output=True,
+        text=True,
+        env=parley_env({**backend.env(), "PARLEY_DATA_DIR": str(backend.data_dir)}),
+        timeout=60,
+        check=True,
+    )
+    key = made.stdout.strip().splitlines()[-1]
+    page = open_page(server, "alice")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Use").click()
+    send(page, "hello with a key")
+    expect(last_reply(page)).to_have_text("Echo: hello with a key")
+    # Kept for this tab only, never in the browser's lasting storage.
+    assert page.evaluate("sessionStorage.getItem('parley.apiKey')") == key
+    assert page.evaluate("localStorage.getItem('parley.apiKey')") is None
+    with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {key}"}) as client:
+        [listed] = client.get("/v1/sessions").json()["items"]
+        assert client.get(f"/v1/sessions/{listed['session_id']}").json()["user_id"] == "alice"
+    # Without the key the server refuses the page's calls, and the page says so.
+    page.get_by_label("API key").fill("")
+    page.get_by_role("button", name="Use").click()
+    send(page, "no key now")
+    expect(page.locator("#transcript")).to_contain_text("API key")
+    screenshot(page, f"page-keys-{backend.name}")

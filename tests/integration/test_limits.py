@@ -6,7 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
+from parley.core.api_keys import create_key
+from parley.core.auth import CallerRole
 from tests.conftest import AppHarness
 from tests.integration.test_chat_api import poll_until_terminal
 
@@ -84,6 +87,37 @@ async def test_the_rate_limit_counts_each_address_on_its_own_in_memory(
         # Health checks and the page are never counted.
         assert {(await first.get("/healthz")).status_code for _ in range(5)} == {200}
         assert (await first.get("/")).status_code == 200
+
+
+@pytest.mark.inprocess_only
+async def test_with_keys_the_rate_limit_counts_each_key_and_failed_authentications_by_address(
+    harness_factory: Any, make_settings: Any
+) -> None:
+    h: AppHarness = await harness_factory(
+        make_settings(auth="keys", key_cache_seconds=0, rate_limit="2/minute")
+    )
+    first, second = [
+        (await create_key(store=h.services.store, role=CallerRole.USER, user_id="alice", name=n)).token
+        for n in ("phone", "laptop")
+    ]
+    async with _client_at(h, "127.0.0.4") as client:
+        as_first = {"Authorization": f"Bearer {first}"}
+        assert [(await client.get("/v1/sessions", headers=as_first)).status_code for _ in range(3)] == [
+            200,
+            200,
+            429,
+        ]
+        # Another key from the same address has a count of its own.
+        assert (
+            await client.get("/v1/sessions", headers={"Authorization": f"Bearer {second}"})
+        ).status_code == 200
+        # Bad keys are counted against the address: two 401s, then 429.
+        bad = {"Authorization": "Bearer parley_000000000000_nope"}
+        assert [(await client.get("/v1/sessions", headers=bad)).status_code for _ in range(3)] == [
+            401,
+            401,
+            429,
+        ]
 
 
 async def test_without_a_rate_limit_nothing_is_counted(harness: AppHarness) -> None:

@@ -17,6 +17,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from parley.api.app import create_app
+from parley.core.api_keys import create_key
+from parley.core.auth import CallerRole
 from parley.observability.metrics import Metrics
 from parley.runners.worker_main import run_worker
 from tests.backends import Backend
@@ -161,27 +163,22 @@ async def test_the_backlog_gauges_follow_storage(deployment: Deployment) -> None
     await wait_until_async(one_interrupt_pending, what="the pending-interrupt gauge at 1")
 
 
-async def test_metrics_are_open_without_a_principal_and_admin_only_with_one() -> None:
-    """The hook the API keys tighten: a principal that is not ``admin`` is refused."""
-    from fastapi import Request
-
-    from parley.api.routers.metrics import require_metrics_reader
-    from parley.core.errors import Forbidden
-
-    def request(principal: object | None) -> Request:
-        scope: dict[str, Any] = {"type": "http", "headers": [], "state": {}}
-        if principal is not None:
-            scope["state"]["principal"] = principal
-        return Request(scope)
-
-    @dataclass
-    class Principal:
-        role: str
-
-    await require_metrics_reader(request(None))
-    await require_metrics_reader(request(Principal(role="admin")))
-    with pytest.raises(Forbidden):
-        await require_metrics_reader(request(Principal(role="user")))
+@pytest.mark.inprocess_only
+async def test_with_keys_metrics_are_for_admin_keys_only(
+    harness_factory: Any, make_settings: Any
+) -> None:
+    h = await harness_factory(make_settings(auth="keys", key_cache_seconds=0))
+    tokens = {}
+    for role in ("service", "operator", "admin"):
+        made = await create_key(store=h.services.store, role=CallerRole(role), user_id=None, name=role)
+        tokens[role] = {"Authorization": f"Bearer {made.token}"}
+    assert (await h.client.get("/metrics")).status_code == 401
+    for role in ("service", "operator"):
+        refused = await h.client.get("/metrics", headers=tokens[role])
+        assert refused.status_code == 403, role
+        assert refused.json()["type"] == "/problems/role-forbidden"
+    assert (await h.client.get("/metrics", headers=tokens["admin"])).status_code == 200
+    # (With auth off they are open: every other test of this file reads them without a key.)
 
 
 async def test_with_metrics_off_nothing_is_counted_and_metrics_are_not_served(

@@ -25,6 +25,7 @@ from parley.api.request_context import RequestContext
 from parley.api.routers import chat, interrupts, messages, ops, sessions, transfer
 from parley.api.routers import metrics as metrics_route
 from parley.assembly import build_runner, open_journal
+from parley.core.api_keys import KeyResolver
 from parley.core.events import EventBus
 from parley.observability.exposition import refresh_backlog, serve_metrics
 from parley.observability.metrics import Metrics
@@ -75,6 +76,7 @@ async def open_services(
             transfer=SqlTransfer(db=storage.db, saver=storage.checkpointer, graph=settings.graph),
             metrics=metrics,
             tracing=tracing,
+            keys=KeyResolver(store=storage.store, ttl_seconds=settings.key_cache_seconds),
         )
         try:
             yield services
@@ -104,6 +106,19 @@ async def prepare_services(
     return PreparedServices(services=services, close=stack.aclose)
 
 
+def _warn_about_auth(settings: Settings) -> None:
+    if settings.auth == "off":
+        logger.warning(
+            "AUTHENTICATION IS OFF (PARLEY_AUTH=off): every caller acts as whichever user it names. For "
+            "local development only; set PARLEY_AUTH=keys and create keys with `parley keys create`."
+        )
+    elif settings.operator_header_enabled:
+        logger.warning(
+            "PARLEY_OPERATOR_HEADER_ENABLED is ignored with PARLEY_AUTH=keys: a key's role decides, "
+            "and X-Role grants nothing."
+        )
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -125,6 +140,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 "and its answers are weak). Set PARLEY_MODEL=provider:model (e.g. openai:gpt-4o-mini) for a "
                 "real one, or PARLEY_MODEL=scripted for the deterministic test model."
             )
+        _warn_about_auth(settings)
         logger.info(
             "parley ready: storage=%s runner=%s graph=%s model=%s",
             settings.storage_label,

@@ -1,16 +1,21 @@
-"""Typed dependencies the routers name: the services, the caller's user id, a JSON body check."""
+"""Typed dependencies the routers name: the services, the caller and the user it acts for, a JSON body
+check."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from fastapi.exceptions import RequestValidationError
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from parley.api.auth import PrincipalDep
 from parley.api.errors import UnsupportedMediaType
 from parley.api.json_body import is_json_media_type
+from parley.core.api_keys import KeyResolver
+from parley.core.auth import Action, CallerRole, Principal, acting_user, claim_required, require
 from parley.core.errors import Forbidden
 from parley.core.events import EventBus
 from parley.core.journal import EventJournal
@@ -33,6 +38,7 @@ class Services:
     transfer: SessionTransfer
     metrics: Metrics
     tracing: Tracing
+    keys: KeyResolver
 
 
 def get_services(request: Request) -> Services:
@@ -65,7 +71,7 @@ async def require_json(request: Request) -> None:
 
 
 class Role(StrEnum):
-    """Who is calling: an end user (default) or an operator."""
+    """The ``X-Role`` header (auth off only): an end user (default) or an operator."""
 
     USER = "user"
     OPERATOR = "operator"
@@ -77,24 +83,59 @@ async def get_role(
         Role | None,
         Header(
             alias="X-Role",
-            description="operator, where PARLEY_OPERATOR_HEADER_ENABLED allows it (until API keys).",
+            description="operator, where PARLEY_OPERATOR_HEADER_ENABLED allows it (PARLEY_AUTH=off only; "
+            "with keys the key's role decides and this header grants nothing).",
         ),
     ] = None,
 ) -> Role:
-    """The caller's role. The header is trusted only when settings say so; otherwise it is refused
-    rather than ignored, so that a misconfigured operator console fails loudly. A value other than
-    ``user`` or ``operator`` is a ``422`` (the enum, which the OpenAPI document shows)."""
-    if x_role is None:
+    """The role the header claims. Trusted only with auth off and when settings say so; otherwise it is
+    refused rather than ignored, so that a misconfigured operator console fails loudly. With API keys
+    it is ignored: the key's role is the caller's role, and a console sending the header for an
+    operator's key keeps working. A value other than ``user`` or ``operator`` is a ``422`` (the enum,
+    which the OpenAPI document shows)."""
+    if x_role is None or settings.auth == "keys":
         return Role.USER
     if x_role is Role.OPERATOR and not settings.operator_header_enabled:
         raise Forbidden("The operator role is disabled (PARLEY_OPERATOR_HEADER_ENABLED is off).")
     return x_role
 
 
-async def require_operator(role: Annotated[Role, Depends(get_role)]) -> None:
-    """Only operators pass."""
-    if role is not Role.OPERATOR:
-        raise Forbidden("This needs the operator role (X-Role: operator).")
+async def get_caller(principal: PrincipalDep, role: Annotated[Role, Depends(get_role)]) -> Principal:
+    """The principal of a route that reads ``X-Role``: with auth off, a trusted ``X-Role: operator``
+    makes the caller what an admin key is (any session, operator's view, the queue, import), as the
+    header did before keys."""
+    if not principal.authenticated and role is Role.OPERATOR:
+        return replace(principal, role=CallerRole.ADMIN)
+    return principal
+
+
+CallerDep = Annotated[Principal, Depends(get_caller)]
+
+
+def missing(loc: tuple[str, ...]) -> RequestValidationError:
+    """The ``422`` FastAPI gives a missing required field, for a user id that is required only for some
+    callers (so the schema cannot require it)."""
+    return RequestValidationError([{"type": "missing", "loc": loc, "msg": "Field required", "input": None}])
+
+
+def acting_user_id(principal: Principal, claimed: str | None, *, action: Action, loc: tuple[str, ...]) -> str:
+    """The user a request acts for: ``RoleForbidden`` unless the principal's role may do ``action``;
+    a ``422`` at ``loc`` if it must name the user and did not; ``RoleForbidden`` for a user key naming
+    another user."""
+    require(principal, action)
+    if claimed is None and claim_required(principal, action):
+        raise missing(loc)
+    return acting_user(principal, claimed)
+
+
+async def require_queue(caller: CallerDep) -> None:
+    """Only operators and admins pass (with auth off: ``X-Role: operator``)."""
+    require(caller, Action.QUEUE)
+
+
+async def require_import(caller: CallerDep) -> None:
+    """Only admins pass (with auth off: ``X-Role: operator``)."""
+    require(caller, Action.IMPORT)
 
 
 @dataclass(frozen=True)
@@ -107,23 +148,28 @@ class Viewer:
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 RoleDep = Annotated[Role, Depends(get_role)]
-OperatorOnly = Depends(require_operator)
+OperatorOnly = Depends(require_queue)
+AdminOnly = Depends(require_import)
+USER_ID_HEADER = "X-User-Id"
 UserIdHeader = Annotated[
-    str,
+    str | None,
     Header(
-        alias="X-User-Id",
+        alias=USER_ID_HEADER,
         min_length=1,
         max_length=200,
         pattern=r"^[^\s\x00-\x1f]+$",
-        description="The caller's user; sessions of other users are not found.",
+        description="The user the caller acts for; sessions of other users are not found. Required with "
+        "auth off and for service keys; a user key's own user if omitted.",
     ),
 ]
 JsonBody = Depends(require_json)
 
 
-async def get_viewer(user_id: UserIdHeader, role: Annotated[Role, Depends(get_role)]) -> Viewer:
-    """The caller of a read route: ``X-User-Id``, and whether ``X-Role`` makes them an operator."""
-    return Viewer(user_id=user_id, operator=role is Role.OPERATOR)
+async def get_viewer(caller: CallerDep, user_id: UserIdHeader = None) -> Viewer:
+    """The caller of a read route: the user it reads as (``X-User-Id``, or a user key's own), and
+    whether it reads any session (operators and admins)."""
+    reader = acting_user_id(caller, user_id, action=Action.READ, loc=("header", USER_ID_HEADER))
+    return Viewer(user_id=reader, operator=caller.sees_all)
 
 
 ViewerDep = Annotated[Viewer, Depends(get_viewer)]

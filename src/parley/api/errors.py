@@ -13,11 +13,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
-from parley.core.errors import InvalidInput, ParleyError
+from parley.core.errors import InvalidInput, ParleyError, Unauthorized
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+AUTH_REALM = "parley"
 
 
 class UnsupportedMediaType(ParleyError):
@@ -91,6 +92,11 @@ async def _on_parley_error(_: Request, exc: Exception) -> JSONResponse:
         errors = [{"loc": exc.loc, "field": _field(exc.loc), "msg": exc.detail, "type": "value_error"}]
     if exc.status >= 500:
         logger.warning("%s: %s", type(exc).__name__, exc.detail)
+    headers = exc.headers()
+    if isinstance(exc, Unauthorized):
+        # RFC 9110: a 401 says how to authenticate; RFC 6750's error says the token sent was refused.
+        error = "" if exc.token_error is None else f', error="{exc.token_error}"'
+        headers["WWW-Authenticate"] = f'Bearer realm="{AUTH_REALM}"{error}'
     return problem_response(
         status=exc.status,
         title=exc.title,
@@ -98,7 +104,7 @@ async def _on_parley_error(_: Request, exc: Exception) -> JSONResponse:
         detail=exc.detail,
         errors=errors,
         extensions=exc.extensions,
-        headers=exc.headers() or None,
+        headers=headers or None,
     )
 
 

@@ -32,6 +32,16 @@ _TOO_MANY = (
     "holding PARLEY_MAX_QUEUED_PER_SESSION unfinished messages."
 )
 _UNAVAILABLE = "Storage is unavailable, or the service is starting or stopping; retry later."
+_UNAUTHORIZED = "No API key, or not a valid, unrevoked one (PARLEY_AUTH=keys); see WWW-Authenticate."
+_ROLE_FORBIDDEN = "The key's role may not do this, or a user key names another user (PARLEY_AUTH=keys)."
+BEARER = "bearer"
+_BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "An API key made by `parley keys create` (PARLEY_AUTH=keys): parley_<id>_<secret>.",
+}
+_USER_ID_HEADER = "X-User-Id"
+_BODIES_WITH_USER = ("ChatRequest", "ResumeRequest", "RewindRequest")
 
 
 def install_openapi(app: FastAPI, settings: Settings) -> None:
@@ -41,17 +51,20 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = generate()
-            _declare_problems(document)
+            _declare_problems(document, keys=settings.auth == "keys")
             _declare_limits(document, settings)
+            _declare_auth(document, keys=settings.auth == "keys")
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _cross_cutting(path: str, method: str, operation: dict[str, Any]) -> dict[str, str]:
+def _cross_cutting(path: str, method: str, operation: dict[str, Any], *, keys: bool) -> dict[str, str]:
     """Problems an operation can answer because of what it is, not what its route declares."""
     found: dict[str, str] = {}
+    if keys and path.startswith("/v1/"):
+        found |= {"401": _UNAUTHORIZED, "403": _ROLE_FORBIDDEN}
     if "requestBody" in operation:
         found |= {"400": _MALFORMED_JSON, "415": _NOT_JSON, "422": _INVALID}
     if method == "post":
@@ -66,13 +79,13 @@ def _cross_cutting(path: str, method: str, operation: dict[str, Any]) -> dict[st
     return found
 
 
-def _declare_problems(document: dict[str, Any]) -> None:
+def _declare_problems(document: dict[str, Any], *, keys: bool) -> None:
     for path, item in document.get("paths", {}).items():
         for method, operation in item.items():
             if method not in _HTTP_METHODS:
                 continue
             responses: dict[str, Any] = operation.setdefault("responses", {})
-            for status, description in _cross_cutting(path, method, operation).items():
+            for status, description in _cross_cutting(path, method, operation, keys=keys).items():
                 responses.setdefault(status, {"description": description})
             for status, response in responses.items():
                 if status[0] in "45":
@@ -111,3 +124,30 @@ def _declare_limits(document: dict[str, Any], settings: Settings) -> None:
             if branch.get("type") == "number":
                 branch["maximum"] = settings.max_wait
     schemas["ChatRequest"]["properties"]["message"]["maxLength"] = settings.max_message_chars
+
+
+def _declare_auth(document: dict[str, Any], *, keys: bool) -> None:
+    """Who must name the user, and how to authenticate, as the settings make it.
+
+    The request models leave ``user_id`` (and the routes ``X-User-Id``) optional, because a user key
+    needs neither; with auth off every caller must send them, and the document says so, as it did
+    before keys. With keys every ``/v1`` operation takes the bearer scheme.
+    """
+    for path, item in document.get("paths", {}).items():
+        for method, operation in item.items():
+            if method not in _HTTP_METHODS or not path.startswith("/v1/"):
+                continue
+            for parameter in operation.get("parameters", ()):
+                if parameter.get("in") == "header" and parameter.get("name") == _USER_ID_HEADER:
+                    parameter["required"] = not keys
+            if keys:
+                operation["security"] = [{BEARER: []}]
+    schemas = document["components"]["schemas"]
+    for name in _BODIES_WITH_USER:
+        schema = schemas[name]
+        schema["properties"]["user_id"] = _absent_not_null(schema["properties"]["user_id"])
+        schema["properties"]["user_id"].pop("default", None)
+        if not keys:
+            schema["required"] = ["user_id", *schema.get("required", [])]
+    if keys:
+        document["components"].setdefault("securitySchemes", {})[BEARER] = _BEARER_SCHEME

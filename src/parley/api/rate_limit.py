@@ -18,7 +18,8 @@ from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from parley.core.errors import RateLimited, first_line
+from parley.api.auth import get_principal
+from parley.core.errors import RateLimited, Unauthorized, first_line
 from parley.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -90,18 +91,24 @@ def _window(item: RateLimitItem) -> str:
     return unit if item.multiples == 1 else f"{item.multiples} {unit}s"
 
 
-def caller_of(request: Request) -> str:
-    """Whom a request counts against: its API key, else its client address."""
-    principal = getattr(request.state, "principal", None)
-    key_id = getattr(principal, "key_id", None)
-    if key_id:
-        return f"key:{key_id}"
+def _address(request: Request) -> str:
     client = request.client
     return f"addr:{client.host if client else 'unknown'}"
 
 
 async def enforce_rate_limit(request: Request) -> None:
-    """A dependency of every ``/v1`` route: count the request, refuse it past the limit."""
+    """A dependency of every ``/v1`` route, declared before the routers' own: count the request against
+    its caller — its key, or its address with auth off — and refuse it past the limit.
+
+    The principal is resolved here, first (``get_principal`` keeps it for the route). A request that fails
+    to authenticate counts against its address: guessing keys, or sending a stream of bad ones that each
+    cost a lookup, is held to the limit too."""
     limit: RateLimit | None = getattr(request.app.state, "rate_limit", None)
-    if limit is not None:
-        await limit.hit(caller_of(request))
+    if limit is None:
+        return
+    try:
+        principal = await get_principal(request)
+    except Unauthorized:
+        await limit.hit(_address(request))
+        raise
+    await limit.hit(f"key:{principal.key_id}" if principal.key_id else _address(request))

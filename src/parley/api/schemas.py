@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSche
 from parley.core.history import CHECKPOINT_ID_PATTERN
 from parley.core.records import (
     CheckpointEntry,
+    InterruptView,
     MessageRecord,
     PendingInterrupt,
     SessionRecord,
@@ -31,11 +32,15 @@ ID_PATTERN = r"^[^\x00-\x1f]+$"
 """Identifiers in paths, queries and bodies: no control characters (PostgreSQL's text cannot hold NUL)."""
 
 UserId = Field(
+    default=None,
     min_length=1,
     max_length=200,
     pattern=r"^[^\s\x00-\x1f]+$",
-    description="The end user's id, as the caller's own system knows it.",
+    description="The end user's id, as the caller's own system knows it. Required with auth off and for "
+    "service and admin keys; a user key's own user if omitted (another user's is 403).",
 )
+"""Optional in the model, because a user key needs none; the routes require it of the callers that must
+name their user (``deps.acting_user_id``), and the OpenAPI document says which (``api/openapi.py``)."""
 
 
 class ChatRequest(BaseModel):
@@ -43,7 +48,7 @@ class ChatRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    user_id: str = UserId
+    user_id: str | None = UserId
     session_id: str | None = Field(
         default=None,
         min_length=1,
@@ -79,7 +84,7 @@ class ResumeRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    user_id: str = UserId
+    user_id: str | None = UserId
     interrupt_id: str = Field(
         min_length=1,
         max_length=200,
@@ -117,6 +122,59 @@ class InterruptOut(BaseModel):
             value=record.value,
             created_at=record.created_at,
             age_seconds=round((now - record.created_at).total_seconds(), 3),
+        )
+
+
+class AnsweredBy(BaseModel):
+    """Who answered an interrupt: the key it was answered with, or (auth off) the user id claimed."""
+
+    authenticated: bool = Field(description="false: with PARLEY_AUTH=off, nobody was authenticated.")
+    role: str
+    key_id: str | None
+    key_name: str | None
+    user_id: str | None = Field(description="The user the answer was given for, if any.")
+    message_id: str | None = Field(description="The resume message that carried the answer.")
+
+
+class InterruptDetail(BaseModel):
+    """``GET /v1/interrupts/{id}``: one interrupt, pending or not, with who answered it and when."""
+
+    interrupt_id: str
+    session_id: str
+    message_id: str
+    user_id: str
+    kind: str
+    value: Any
+    status: str = Field(description="pending, answered or superseded.")
+    created_at: Timestamp
+    answered_at: Timestamp | None
+    answered_by: AnsweredBy | None
+
+    @classmethod
+    def of(cls, view: InterruptView, *, operator: bool) -> InterruptDetail:
+        record = view.interrupt
+        shown = interrupt_for_viewer(record.as_api(), operator=operator)
+        answered = None
+        if view.answered_via is not None:
+            answered = AnsweredBy(
+                authenticated=view.answered_via == "key",
+                role=view.answered_role or "user",
+                key_id=view.answered_key_id,
+                key_name=view.answered_key_name,
+                user_id=view.answered_user_id,
+                message_id=view.answered_message_id,
+            )
+        return cls(
+            interrupt_id=record.interrupt_id,
+            session_id=record.session_id,
+            message_id=record.message_id,
+            user_id=record.user_id,
+            kind=record.kind,
+            value=shown.get("value"),
+            status=view.status,
+            created_at=record.created_at,
+            answered_at=view.answered_at,
+            answered_by=answered,
         )
 
 
@@ -280,7 +338,7 @@ class RewindRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    user_id: str = UserId
+    user_id: str | None = UserId
     checkpoint_id: str = Field(
         min_length=1,
         max_length=64,

@@ -76,10 +76,12 @@ class ParleyClient:
         *,
         base_url: str,
         user_id: str,
+        api_key: str | None = None,
         reconnect_seconds: float = 30.0,
         read_timeout: float = 60.0,
         on_reconnect: Callable[[], None] | None = None,
     ) -> None:
+        """``user_id`` "" (with an ``api_key``): name no user, and act as the one a user key is bound to."""
         self.base_url = base_url.rstrip("/")
         self.user_id = user_id
         self.reconnect_seconds = reconnect_seconds
@@ -87,9 +89,14 @@ class ParleyClient:
         # A stream's read timeout outlasts the server's heartbeat (15 s by default) several times over: a
         # silent stream is a dead connection, and the reconnection takes over.
         self._stream_timeout = httpx.Timeout(10.0, read=read_timeout)
+        headers = {"Accept": "application/json"}
+        if user_id:
+            headers["X-User-Id"] = user_id
+        if api_key is not None:
+            headers["Authorization"] = f"Bearer {api_key}"
         self._http = httpx.Client(
             base_url=self.base_url,
-            headers={"X-User-Id": user_id, "Accept": "application/json"},
+            headers=headers,
             timeout=httpx.Timeout(10.0, read=30.0),
         )
 
@@ -124,15 +131,18 @@ class ParleyClient:
 
     def chat(self, *, message: str, session_id: str | None) -> TurnStream:
         """``POST /v1/chat`` for the event stream of the new message (a new session when None)."""
-        body: dict[str, Any] = {"user_id": self.user_id, "message": message}
+        body: dict[str, Any] = {**self._named(), "message": message}
         if session_id is not None:
             body["session_id"] = session_id
         return self._post_turn("/v1/chat", body)
 
     def resume(self, *, session_id: str, interrupt_id: str, value: Any) -> TurnStream:
         """``POST /v1/sessions/{id}/resume``: answer a pending interrupt; stream the turn it starts."""
-        body = {"user_id": self.user_id, "interrupt_id": interrupt_id, "value": value}
+        body = {**self._named(), "interrupt_id": interrupt_id, "value": value}
         return self._post_turn(f"/v1/sessions/{quote(session_id, safe='')}/resume", body)
+
+    def _named(self) -> dict[str, str]:
+        return {"user_id": self.user_id} if self.user_id else {}
 
     def follow(self, message_id: str) -> TurnStream:
         """The events of a message already sent (by this client earlier, or by an operator's resume)."""

@@ -35,7 +35,8 @@ def run_chat(options: ChatOptions, console: Console | None = None) -> int:
     console = console or Console()
     client = ParleyClient(
         base_url=options.url,
-        user_id=options.user_id or default_user(),
+        user_id=options.user_id or ("" if options.api_key else default_user()),
+        api_key=options.api_key,
         reconnect_seconds=options.reconnect_seconds,
         on_reconnect=lambda: console.note("the connection dropped; reconnecting"),
     )
@@ -64,9 +65,8 @@ class Chat:
     def run(self) -> int:
         """Converse until the end of input or ``/quit``."""
         if self.console.interactive:
-            self.console.note(
-                f"Parley at {self.client.base_url} as {self.client.user_id} — /help lists commands"
-            )
+            speaker = self.client.user_id or "the API key's user"
+            self.console.note(f"Parley at {self.client.base_url} as {speaker} — /help lists commands")
         try:
             if self.session_id is not None and not self._attach(self.session_id):
                 return 1
@@ -97,7 +97,7 @@ class Chat:
         words = ["parley chat", f"--session {self.session_id}"]
         if self.client.base_url != DEFAULT_URL:
             words.append(f"--url {self.client.base_url}")
-        if self.client.user_id != default_user():
+        if self.client.user_id and self.client.user_id != default_user():
             words.append(f"--user {self.client.user_id}")
         return " ".join(words)
 

@@ -20,7 +20,9 @@ class ChatOptions:
 
     url: str = DEFAULT_URL
     user_id: str = ""
-    """Empty: ``default_user()``."""
+    """Empty: ``default_user()`` — or, with an ``api_key``, the user the key is bound to."""
+    api_key: str | None = None
+    """Sent as ``Authorization: Bearer`` (``--api-key``, ``PARLEY_API_KEY``)."""
     session_id: str | None = None
     poll_seconds: float = 1.0
     """How often the session is read while an operator reviews a reply."""

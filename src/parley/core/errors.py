@@ -67,6 +67,24 @@ class ActionPerformed(Conflict):
     type_slug = "action-performed"
 
 
+class Unauthorized(ParleyError):
+    """No credentials where the API needs them (``PARLEY_AUTH=keys``): send ``Authorization: Bearer KEY``."""
+
+    status = 401
+    title = "Unauthorized"
+    type_slug = "unauthorized"
+    token_error: str | None = None
+    """The ``error`` of the ``WWW-Authenticate`` challenge (RFC 6750), if the request sent a token."""
+
+
+class InvalidToken(Unauthorized):
+    """A bearer token that is not a key of this service: malformed, unknown, wrong or revoked (the caller
+    is not told which)."""
+
+    type_slug = "invalid-token"
+    token_error = "invalid_token"  # noqa: S105 - RFC 6750's error code, not a secret
+
+
 class Forbidden(ParleyError):
     """The caller is known but may not do this (an end user answering an operator's review)."""
 

@@ -7,6 +7,7 @@ import asyncio
 import time
 from typing import Any
 
+from parley.core.auth import Answerer
 from parley.core.errors import Conflict
 from parley.core.events import RESYNC, EventBus, EventPublisher
 from parley.core.ports import Runner, Store
@@ -25,6 +26,7 @@ async def submit_chat(
     idempotency_key: str | None = None,
     answer_interrupts: bool = False,
     max_unfinished: int | None = None,
+    answerer: Answerer | None = None,
 ) -> MessageRecord:
     """Record the user's message durably, then have its turn run. Returns the ``queued`` record.
 
@@ -40,6 +42,7 @@ async def submit_chat(
         idempotency_key=idempotency_key,
         answer_interrupts=answer_interrupts,
         max_unfinished=max_unfinished,
+        answerer=answerer,
     )
     return await _started(runner, record)
 
@@ -54,11 +57,14 @@ async def resume_session(
     interrupt_id: str,
     value: Any,
     idempotency_key: str | None = None,
+    answerer: Answerer | None = None,
+    reviews_only: bool = False,
 ) -> MessageRecord:
     """Record the answer to a pending interrupt as a new ``queued`` message and have its turn run.
 
     The claim on the interrupt is atomic (see ``Store.accept_resume``): a stale, unknown or already
-    answered interrupt is refused and nothing is stored.
+    answered interrupt is refused and nothing is stored. The claim records ``answerer`` — who the
+    request authenticated as, never a name its body gave.
     """
     record = await store.accept_resume(
         session_id=session_id,
@@ -67,6 +73,8 @@ async def resume_session(
         interrupt_id=interrupt_id,
         value=value,
         idempotency_key=idempotency_key,
+        answerer=answerer,
+        reviews_only=reviews_only,
     )
     return await _started(runner, record)
 

@@ -12,11 +12,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from parley.core.auth import Answerer
 from parley.core.events import MessageEvent
 from parley.core.records import (
+    ApiKey,
     Backlog,
     BranchMarks,
     ImportedSession,
+    InterruptView,
     MessageRecord,
     PendingHead,
     PendingInterrupt,
@@ -52,6 +55,7 @@ class Store(Protocol):
         idempotency_key: str | None = None,
         answer_interrupts: bool = False,
         max_unfinished: int | None = None,
+        answerer: Answerer | None = None,
     ) -> MessageRecord:
         """Record a message as ``queued`` (creating the session when ``session_id`` is None).
 
@@ -60,8 +64,9 @@ class Store(Protocol):
         ``idempotency_key`` the user used before, returns that earlier message instead (``InvalidInput``
         if the earlier request differed). A chat message to a session waiting on an interrupt is
         ``SessionInterrupted`` — unless ``answer_interrupts``, when it claims the oldest interrupt the user
-        may answer and becomes a resume whose value is its text. With ``max_unfinished``, a session that
-        already holds that many messages not yet ended refuses another (``QueueFull``).
+        may answer and becomes a resume whose value is its text, the interrupt recording ``answerer``.
+        With ``max_unfinished``, a session that already holds that many messages not yet ended refuses
+        another (``QueueFull``).
         """
 
     async def accept_resume(
@@ -73,13 +78,35 @@ class Store(Protocol):
         interrupt_id: str,
         value: Any,
         idempotency_key: str | None = None,
+        answerer: Answerer | None = None,
+        reviews_only: bool = False,
     ) -> MessageRecord:
         """Record a resume message as ``queued``, claiming the pending interrupt it answers.
 
         One transaction: the ownership check (skipped for an operator), the claim — ``InterruptNotPending``
         unless the interrupt is pending on this session, ``Forbidden`` for a user answering an operator's
-        review — and the message row. Of two concurrent resumes of one interrupt exactly one succeeds.
+        review (and, with ``reviews_only``, for anything but a review) — and the message row, the
+        interrupt recording ``answerer`` and the time. Of two concurrent resumes of one interrupt exactly
+        one succeeds.
         """
+
+    async def get_interrupt(
+        self, *, interrupt_id: str, user_id: str, operator: bool = False
+    ) -> InterruptView:
+        """The interrupt, pending or not, with who answered it and when, if it is one of ``user_id``'s
+        sessions' (any session's, for an operator); else ``NotFound``."""
+
+    async def create_api_key(self, *, key: ApiKey) -> None:
+        """Store a new API key's row (``core.api_keys.KeyStore``)."""
+
+    async def find_api_key(self, *, key_id: str) -> ApiKey | None:
+        """The key's row, revoked or not; None if there is none."""
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        """Every key, oldest first, revoked ones included."""
+
+    async def revoke_api_key(self, *, key_id: str, now: datetime) -> ApiKey | None:
+        """Mark the key revoked (a second revoke keeps the first time); None if there is no such key."""
 
     async def list_interrupts(
         self, *, kind: str | None, created_before: datetime | None, session_id: str | None, limit: int

@@ -218,3 +218,31 @@ class ImportedSession:
     session_id: str
     user_id: str
     counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as stored: everything but its secret, of which only a SHA-256 is kept."""
+
+    key_id: str
+    secret_hash: str
+    name: str | None
+    role: str
+    user_id: str | None
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InterruptView:
+    """One interrupt, pending or not, with who answered it and when (``GET /v1/interrupts/{id}``)."""
+
+    interrupt: PendingInterrupt
+    status: str
+    answered_at: datetime | None = None
+    answered_message_id: str | None = None
+    answered_via: str | None = None
+    answered_role: str | None = None
+    answered_key_id: str | None = None
+    answered_key_name: str | None = None
+    answered_user_id: str | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from parley.core.auth import CallerRole, RoleForbidden
 from parley.core.errors import Forbidden, QueueFull, SessionBusy, SessionInterrupted
 from parley.core.records import PendingInterrupt
 from parley.core.redaction import interrupts_for_viewer
@@ -72,7 +73,15 @@ def chat_target(
     )
 
 
-def check_may_answer(interrupt: PendingInterrupt, *, operator: bool) -> None:
-    """An operator's review is answered by an operator only; everything else by either."""
-    if InterruptKind(interrupt.kind).operator_only and not operator:
+def check_may_answer(interrupt: PendingInterrupt, *, operator: bool, reviews_only: bool = False) -> None:
+    """An operator's review is answered by an operator only; everything else by either — except by a
+    caller that answers ``reviews_only`` (an operator's key: ``auth.answers_reviews_only``)."""
+    operator_only = InterruptKind(interrupt.kind).operator_only
+    if operator_only and not operator:
         raise Forbidden(f"Interrupt {interrupt.interrupt_id} waits for an operator's review.")
+    if reviews_only and not operator_only:
+        raise RoleForbidden(
+            f"Interrupt {interrupt.interrupt_id} is the end user's to answer; an operator key answers "
+            "operators' reviews only.",
+            required_roles=sorted(r.value for r in (CallerRole.SERVICE, CallerRole.USER, CallerRole.ADMIN)),
+        )

@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from parley.core.auth import Answerer
 from parley.core.errors import InterruptNotPending
-from parley.core.records import PendingInterrupt
+from parley.core.records import InterruptView, PendingInterrupt
 from parley.core.statuses import InterruptKind
 from parley.core.timestamps import format_timestamp
 from parley.storage import rows
@@ -90,13 +91,36 @@ async def not_pending(tx: Tx, *, session_id: str, interrupt_id: str, state: str)
     )
 
 
-async def claim(tx: Tx, *, session_id: str, interrupt_id: str, message_id: str, now: str) -> None:
-    """Mark a pending interrupt answered by ``message_id``; ``InterruptNotPending`` if it no longer is
-    (another resume won the race)."""
+async def claim(
+    tx: Tx,
+    *,
+    session_id: str,
+    interrupt_id: str,
+    message_id: str,
+    answerer: Answerer | None,
+    now: str,
+) -> None:
+    """Mark a pending interrupt answered by ``message_id`` — given by ``answerer``, recorded in the same
+    statement, so the row never says answered without saying by whom; ``InterruptNotPending`` if it no
+    longer is pending (another resume won the race)."""
+    who = answerer or Answerer(via="unauthenticated", role="user", key_id=None, key_name=None, user_id=None)
     changed = await tx.execute(
-        "UPDATE parley_interrupts SET status = 'answered', answered_by = ?, updated_at = ? "
+        "UPDATE parley_interrupts SET status = 'answered', answered_by = ?, updated_at = ?, "
+        "answered_at = ?, answered_via = ?, answered_role = ?, answered_key_id = ?, answered_key_name = ?, "
+        "answered_user_id = ? "
         "WHERE session_id = ? AND interrupt_id = ? AND status = 'pending'",
-        (message_id, now, session_id, interrupt_id),
+        (
+            message_id,
+            now,
+            now,
+            who.via,
+            who.role,
+            who.key_id,
+            who.key_name,
+            who.user_id,
+            session_id,
+            interrupt_id,
+        ),
     )
     if changed != 1:
         raise await not_pending(tx, session_id=session_id, interrupt_id=interrupt_id, state="answered")
@@ -105,7 +129,9 @@ async def claim(tx: Tx, *, session_id: str, interrupt_id: str, message_id: str, 
 async def release_claim(tx: Tx, *, message_id: str, now: str) -> None:
     """Put back to pending the interrupt a resume claimed, when that resume never ran."""
     await tx.execute(
-        "UPDATE parley_interrupts SET status = 'pending', answered_by = NULL, updated_at = ? "
+        "UPDATE parley_interrupts SET status = 'pending', answered_by = NULL, updated_at = ?, "
+        "answered_at = NULL, answered_via = NULL, answered_role = NULL, answered_key_id = NULL, "
+        "answered_key_name = NULL, answered_user_id = NULL "
         "WHERE answered_by = ? AND status = 'answered'",
         (now, message_id),
     )
@@ -132,3 +158,31 @@ async def queue(
         (*params, limit),
     )
     return [rows.interrupt(r) for r in found]
+
+
+async def view(tx: Tx, *, interrupt_id: str, user_id: str, operator: bool) -> InterruptView | None:
+    """The interrupt (any status) with who answered it, if the caller may see it: one of the user's
+    sessions, or any for an operator. Interrupt ids are unique in practice (LangGraph derives them from
+    the task); should two sessions share one, the newest is the one shown."""
+    owner = "" if operator else " AND s.user_id = ?"
+    row = await tx.one(
+        f"SELECT {', '.join('i.' + c.strip() for c in rows.INTERRUPT_COLUMNS.split(','))}, i.status, "
+        "i.answered_by, i.answered_at, i.answered_via, i.answered_role, i.answered_key_id, "
+        "i.answered_key_name, i.answered_user_id "
+        "FROM parley_interrupts i JOIN parley_sessions s ON s.session_id = i.session_id "
+        f"WHERE i.interrupt_id = ?{owner} ORDER BY i.created_at DESC LIMIT 1",
+        (interrupt_id,) if operator else (interrupt_id, user_id),
+    )
+    if row is None:
+        return None
+    return InterruptView(
+        interrupt=rows.interrupt(row),
+        status=str(row["status"]),
+        answered_at=rows.parse_time(row["answered_at"]),
+        answered_message_id=row["answered_by"],
+        answered_via=row["answered_via"],
+        answered_role=row["answered_role"],
+        answered_key_id=row["answered_key_id"],
+        answered_key_name=row["answered_key_name"],
+        answered_user_id=row["answered_user_id"],
+    )

@@ -13,11 +13,14 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from parley.core import rules
+from parley.core.auth import Answerer
 from parley.core.errors import NotFound, StorageUnavailable
 from parley.core.events import MessageEvent
 from parley.core.records import (
+    ApiKey,
     Backlog,
     BranchMarks,
+    InterruptView,
     MessageRecord,
     PendingHead,
     PendingInterrupt,
@@ -28,7 +31,7 @@ from parley.core.records import (
 )
 from parley.core.statuses import MessageKind, MessageStatus
 from parley.core.timestamps import format_timestamp, utc_now
-from parley.storage import actions, interrupts, message_events, messages, rows, sessions, transcript
+from parley.storage import actions, api_keys, interrupts, message_events, messages, rows, sessions, transcript
 from parley.storage.db import Database, Duplicate, Tx
 
 T = TypeVar("T")
@@ -98,6 +101,7 @@ class SqlStore:
         idempotency_key: str | None = None,
         answer_interrupts: bool = False,
         max_unfinished: int | None = None,
+        answerer: Answerer | None = None,
     ) -> MessageRecord:
         """See ``Store.accept_message``."""
         resume_json = rows.dumps(resume)
@@ -154,6 +158,7 @@ class SqlStore:
                     session_id=sid,
                     interrupt_id=target.interrupt_id,
                     message_id=record.message_id,
+                    answerer=answerer,
                     now=now,
                 )
             if content is not None:
@@ -179,6 +184,8 @@ class SqlStore:
         interrupt_id: str,
         value: Any,
         idempotency_key: str | None = None,
+        answerer: Answerer | None = None,
+        reviews_only: bool = False,
     ) -> MessageRecord:
         """See ``Store.accept_resume``."""
         resume_json = rows.dumps({"interrupt_id": interrupt_id, "value": value})
@@ -203,7 +210,7 @@ class SqlStore:
                 raise await interrupts.not_pending(
                     tx, session_id=session_id, interrupt_id=interrupt_id, state=state
                 )
-            rules.check_may_answer(found[0], operator=operator)
+            rules.check_may_answer(found[0], operator=operator, reviews_only=reviews_only)
             record = await messages.insert(
                 tx,
                 session_id=session_id,
@@ -217,7 +224,12 @@ class SqlStore:
                 now=now,
             )
             await interrupts.claim(
-                tx, session_id=session_id, interrupt_id=interrupt_id, message_id=record.message_id, now=now
+                tx,
+                session_id=session_id,
+                interrupt_id=interrupt_id,
+                message_id=record.message_id,
+                answerer=answerer,
+                now=now,
             )
             await sessions.touch(tx, session_id=session_id, now=now)
             return record
@@ -233,6 +245,35 @@ class SqlStore:
                 tx, kind=kind, created_before=created_before, session_id=session_id, limit=limit
             )
         )
+
+    async def get_interrupt(
+        self, *, interrupt_id: str, user_id: str, operator: bool = False
+    ) -> InterruptView:
+        """See ``Store.get_interrupt``."""
+        found = await self._read(
+            lambda tx: interrupts.view(tx, interrupt_id=interrupt_id, user_id=user_id, operator=operator)
+        )
+        if found is None:
+            raise NotFound(f"Interrupt {interrupt_id} not found.")
+        return found
+
+    # -- API keys -------------------------------------------------------------------------------
+
+    async def create_api_key(self, *, key: ApiKey) -> None:
+        """See ``Store.create_api_key``."""
+        await self._write(lambda tx: api_keys.insert(tx, key=key))
+
+    async def find_api_key(self, *, key_id: str) -> ApiKey | None:
+        """See ``Store.find_api_key``."""
+        return await self._one_statement(lambda tx: api_keys.find(tx, key_id=key_id))
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        """See ``Store.list_api_keys``."""
+        return await self._read(api_keys.all_keys)
+
+    async def revoke_api_key(self, *, key_id: str, now: datetime) -> ApiKey | None:
+        """See ``Store.revoke_api_key``."""
+        return await self._write(lambda tx: api_keys.revoke(tx, key_id=key_id, now=now))
 
     async def perform_once(
         self,

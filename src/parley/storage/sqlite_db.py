@@ -36,6 +36,10 @@ def configure_connection(conn: sqlite3.Connection, *, busy_timeout_ms: int = 30_
     conn.execute("PRAGMA foreign_keys=ON")
 
 
+class DataInUse(ConfigurationError):
+    """Another Parley process holds the data directory's lock file."""
+
+
 def _exclusive_lock(path: Path) -> IO[bytes]:
     """Hold ``path`` locked for this process's lifetime, or refuse: two processes recovering the same
     messages would run their turns twice. The OS drops the lock when the process dies, even by SIGKILL.
@@ -45,7 +49,7 @@ def _exclusive_lock(path: Path) -> IO[bytes]:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise ConfigurationError(
+        raise DataInUse(
             f"another Parley process is using {path.parent} (lock file {path.name}); "
             "embedded mode serves one data directory from one process"
         ) from None
@@ -79,10 +83,13 @@ class _SqliteTx:
 class SqliteDatabase:
     """Parley's tables in one SQLite file (see the module docstring)."""
 
-    def __init__(self, path: Path, *, busy_timeout_ms: int = 2_000, read_only: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, busy_timeout_ms: int = 2_000, read_only: bool = False, shared: bool = False
+    ) -> None:
         self._path = path
         self._busy_timeout_ms = busy_timeout_ms
         self._read_only = read_only
+        self._shared = shared
         self._conn: sqlite3.Connection | None = None
         self._lock_file: IO[bytes] | None = None
 
@@ -100,6 +107,11 @@ class SqliteDatabase:
 
         Read-only (``parley export``): no lock file and no migration — a WAL reader beside the serving
         process's writer sees committed transactions only, and writes nothing for it to lose.
+
+        Shared (``parley keys``, beside a running service): no lock file and no migration either. The lock
+        keeps a second process from recovering — and running again — the same turns; managing keys runs
+        no turn, and its one short write transaction (``BEGIN IMMEDIATE``) waits behind the service's
+        like any WAL writer. The schema must be current already (the service migrated it).
         """
         if self._read_only:
             if not self._path.exists():
@@ -107,6 +119,14 @@ class SqliteDatabase:
             conn = sqlite3.connect(
                 f"{self._path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
             )
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+            self._conn = conn
+            return
+        if self._shared:
+            if not self._path.exists():
+                raise ConfigurationError(f"there is no Parley database at {self._path}")
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
             self._conn = conn

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 
-from parley.api.deps import JsonBody, ServicesDep
+from parley.api.auth import Authenticated, PrincipalDep
+from parley.api.deps import JsonBody, ServicesDep, acting_user_id
 from parley.api.event_stream import (
     STREAM_RESPONSE,
     event_stream_response,
@@ -15,12 +16,13 @@ from parley.api.event_stream import (
 )
 from parley.api.json_body import JsonRoute
 from parley.api.schemas import ChatRequest, MessageOut, Problem
+from parley.core.auth import Action, answerer_of
 from parley.core.errors import InvalidInput
 from parley.core.messages import submit_chat, wait_for_terminal
 from parley.core.records import MessageRecord
 from parley.settings import BusyPolicy, Settings
 
-router = APIRouter(prefix="/v1", tags=["chat"], route_class=JsonRoute)
+router = APIRouter(prefix="/v1", tags=["chat"], route_class=JsonRoute, dependencies=[Authenticated])
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     404: {"model": Problem, "description": "Unknown session, or another user's."},
@@ -85,6 +87,7 @@ async def post_chat(
     request: Request,
     body: ChatRequest,
     services: ServicesDep,
+    principal: PrincipalDep,
     prefer: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[
         str | None,
@@ -97,6 +100,7 @@ async def post_chat(
     ] = None,
 ) -> Response:
     settings = services.settings
+    user_id = acting_user_id(principal, body.user_id, action=Action.ACT, loc=("body", "user_id"))
     if len(body.message) > settings.max_message_chars:
         raise InvalidInput(
             f"must be at most {settings.max_message_chars} characters", loc=["body", "message"]
@@ -105,13 +109,14 @@ async def post_chat(
     record = await submit_chat(
         store=services.store,
         runner=services.runner,
-        user_id=body.user_id,
+        user_id=user_id,
         session_id=body.session_id,
         content=body.message,
         reject_if_busy=settings.busy_policy is BusyPolicy.REJECT,
         idempotency_key=idempotency_key,
         answer_interrupts=settings.chat_while_interrupted == "answer",
         max_unfinished=settings.max_queued_per_session,
+        answerer=answerer_of(principal, user_id=user_id),
     )
     services.tracing.accepted(record.message_id)  # its turn's span continues this request's trace
     if wants_event_stream(request):

@@ -7,12 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 from sse_starlette import EventSourceResponse
 
-from parley.api.deps import ServicesDep, UserIdHeader, ViewerDep
+from parley.api.auth import Authenticated, PrincipalDep
+from parley.api.deps import USER_ID_HEADER, ServicesDep, UserIdHeader, ViewerDep, acting_user_id
 from parley.api.event_stream import STREAM_RESPONSE, LastEventId, event_stream_response
 from parley.api.schemas import ID_PATTERN, MessageOut, Problem
+from parley.core.auth import Action
 from parley.core.messages import cancel_message
 
-router = APIRouter(prefix="/v1/messages", tags=["messages"])
+router = APIRouter(prefix="/v1/messages", tags=["messages"], dependencies=[Authenticated])
 
 MessageId = Annotated[str, Path(min_length=1, max_length=100, pattern=ID_PATTERN)]
 CANCEL_WAIT_SECONDS = 10.0
@@ -82,17 +84,19 @@ async def get_message_events(
 )
 async def post_cancel(
     services: ServicesDep,
-    user_id: UserIdHeader,
+    principal: PrincipalDep,
     message_id: MessageId,
     response: Response,
+    user_id: UserIdHeader = None,
 ) -> MessageOut:
+    owner = acting_user_id(principal, user_id, action=Action.ACT, loc=("header", USER_ID_HEADER))
     record = await cancel_message(
         store=services.store,
         runner=services.runner,
         bus=services.bus,
         events=services.journal,
         message_id=message_id,
-        user_id=user_id,
+        user_id=owner,
         wait=CANCEL_WAIT_SECONDS,
     )
     if not record.status.is_terminal:

@@ -1,8 +1,7 @@
 """``GET /metrics``: this process's Prometheus metrics.
 
-Who may read them is ``require_metrics_reader``, one module-level dependency: with ``PARLEY_AUTH=off``
-(no principal on the request) anyone reaching the port may; once the auth middleware puts
-``request.state.principal`` on requests, only a principal with role ``admin`` may. A deployment that wants
+Who may read them is ``require_metrics_reader``: with ``PARLEY_AUTH=off`` anyone reaching the port may;
+with keys, only an ``admin`` key (401 without one, 403 for another role). A deployment that wants
 them off the API port entirely sets ``PARLEY_METRICS_ADDRESS`` and scrapes that instead.
 """
 
@@ -10,26 +9,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 
+from parley.api.auth import PrincipalDep
 from parley.api.deps import ServicesDep
 from parley.api.schemas import Problem
-from parley.core.errors import Forbidden, NotFound
+from parley.core.auth import Action, require
+from parley.core.errors import NotFound
 from parley.observability.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["ops"])
 
-METRICS_ROLE = "admin"
-_NO_PRINCIPAL = object()
 
-
-async def require_metrics_reader(request: Request) -> None:
-    """Pass when the request has no principal (auth off); else only an ``admin`` principal passes."""
-    principal = getattr(request.state, "principal", _NO_PRINCIPAL)
-    if principal is _NO_PRINCIPAL:
-        return
-    if getattr(principal, "role", None) != METRICS_ROLE:
-        raise Forbidden("The metrics need an admin key.")
+async def require_metrics_reader(principal: PrincipalDep) -> None:
+    """With auth off anyone who reaches the port may read them (as every route then); with keys, an
+    ``admin`` key only: the metrics describe every user's activity."""
+    if principal.authenticated:
+        require(principal, Action.METRICS)
 
 
 MetricsReader = Annotated[None, Depends(require_metrics_reader)]
@@ -40,7 +36,8 @@ MetricsReader = Annotated[None, Depends(require_metrics_reader)]
     response_class=Response,
     responses={
         200: {"content": {CONTENT_TYPE: {}}},
-        403: {"model": Problem},
+        401: {"model": Problem, "description": "PARLEY_AUTH=keys and no valid key."},
+        403: {"model": Problem, "description": "A key that is not admin."},
         404: {"model": Problem, "description": "Metrics are off (PARLEY_METRICS_ENABLED=false)."},
     },
     summary="Prometheus metrics of this process",

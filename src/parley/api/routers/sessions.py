@@ -7,7 +7,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from parley.api.deps import JsonBody, Role, RoleDep, ServicesDep, UserIdHeader, ViewerDep
+from parley.api.auth import Authenticated, PrincipalDep
+from parley.api.deps import (
+    USER_ID_HEADER,
+    CallerDep,
+    JsonBody,
+    ServicesDep,
+    UserIdHeader,
+    ViewerDep,
+    acting_user_id,
+)
 from parley.api.event_stream import (
     STREAM_RESPONSE,
     event_stream_response,
@@ -30,6 +39,7 @@ from parley.api.schemas import (
     TranscriptItem,
     TranscriptOut,
 )
+from parley.core.auth import Action, answerer_of, answers_reviews_only
 from parley.core.errors import InvalidInput
 from parley.core.history import CHECKPOINT_ID_PATTERN, list_history
 from parley.core.messages import resume_session, wait_for_terminal
@@ -45,7 +55,9 @@ from parley.core.sessions import (
 )
 from parley.settings import Settings
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"], route_class=JsonRoute)
+router = APIRouter(
+    prefix="/v1/sessions", tags=["sessions"], route_class=JsonRoute, dependencies=[Authenticated]
+)
 
 SessionId = Annotated[str, Path(min_length=1, max_length=100, pattern=ID_PATTERN)]
 _ERRORS: dict[int | str, dict[str, object]] = {404: {"model": Problem}, 422: {"model": Problem}}
@@ -158,22 +170,29 @@ async def post_resume(
     request: Request,
     body: ResumeRequest,
     services: ServicesDep,
-    role: RoleDep,
+    caller: CallerDep,
     session_id: SessionId,
     prefer: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> Response:
+    answering_for = acting_user_id(caller, body.user_id, action=Action.RESUME, loc=("body", "user_id"))
+    # An operator's or admin's key answers as itself, whatever user the body names: the message's actor
+    # (and the scope of its idempotency keys) is the key.
+    user_id = f"key:{caller.key_id}" if caller.authenticated and caller.sees_all else answering_for
+    operator = caller.sees_all
     wait = resolve_wait(requested=body.wait, prefer=prefer, settings=services.settings)
     _check_value(body.value, settings=services.settings)
     record = await resume_session(
         store=services.store,
         runner=services.runner,
         session_id=session_id,
-        user_id=body.user_id,
-        operator=role is Role.OPERATOR,
+        user_id=user_id,
+        operator=operator,
         interrupt_id=body.interrupt_id,
         value=body.value,
         idempotency_key=idempotency_key,
+        answerer=answerer_of(caller, user_id=answering_for),
+        reviews_only=answers_reviews_only(caller),
     )
     services.tracing.accepted(record.message_id)  # its turn's span continues this request's trace
     if wants_event_stream(request):
@@ -181,13 +200,11 @@ async def post_resume(
             request,
             services,
             message=record,
-            operator=role is Role.OPERATOR,
+            operator=operator,
             headers=message_headers(record),
         )
     record = await wait_for_terminal(store=services.store, bus=services.bus, message=record, timeout=wait)
-    return message_response(
-        record, operator=role is Role.OPERATOR, prefer_async=wait == 0 and prefer is not None
-    )
+    return message_response(record, operator=operator, prefer_async=wait == 0 and prefer is not None)
 
 
 @router.get(
@@ -259,17 +276,19 @@ async def get_history(
 async def post_rewind(
     body: RewindRequest,
     services: ServicesDep,
+    principal: PrincipalDep,
     session_id: SessionId,
     prefer: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> Response:
+    user_id = acting_user_id(principal, body.user_id, action=Action.ACT, loc=("body", "user_id"))
     wait = resolve_wait(requested=body.wait, prefer=prefer, settings=services.settings)
     record = await submit_rewind(
         store=services.store,
         runner=services.runner,
         checkpointer=services.checkpointer,
         session_id=session_id,
-        user_id=body.user_id,
+        user_id=user_id,
         checkpoint_id=body.checkpoint_id,
         idempotency_key=idempotency_key,
     )
@@ -284,11 +303,14 @@ async def post_rewind(
     responses={**_ERRORS, 409: {"model": Problem, "description": "A turn is still pending."}},
     summary="Delete the session and everything stored for it",
 )
-async def remove_session(services: ServicesDep, user_id: UserIdHeader, session_id: SessionId) -> Response:
+async def remove_session(
+    services: ServicesDep, principal: PrincipalDep, session_id: SessionId, user_id: UserIdHeader = None
+) -> Response:
+    owner = acting_user_id(principal, user_id, action=Action.ACT, loc=("header", USER_ID_HEADER))
     await delete_session(
         store=services.store,
         checkpointer=services.checkpointer,
         session_id=session_id,
-        user_id=user_id,
+        user_id=owner,
     )
     return Response(status_code=204)

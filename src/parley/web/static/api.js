@@ -1,5 +1,13 @@
 // The few calls the page makes to Parley's HTTP API (docs/api.md). Every request names its user with
-// X-User-Id (or user_id in a POST body); the operator view adds X-Role: operator.
+// X-User-Id (or user_id in a POST body) and, once one is given, carries the API key as a bearer token; the
+// operator view adds X-Role: operator (which only a server with PARLEY_AUTH=off reads).
+
+let apiKey = "";
+
+/** The API key every request from now on carries ("" for none: a server with PARLEY_AUTH=off). */
+export function setApiKey(key) {
+  apiKey = key;
+}
 
 /** An answer other than 2xx, with the problem+json body the API sends for every error. */
 export class ApiError extends Error {
@@ -12,6 +20,7 @@ export class ApiError extends Error {
 
 function headers(userId, { operator = false, json = false, stream = false, lastEventId = "" } = {}) {
   const result = { "X-User-Id": userId };
+  if (apiKey) result.Authorization = `Bearer ${apiKey}`;
   if (operator) result["X-Role"] = "operator";
   if (json) result["Content-Type"] = "application/json";
   if (stream) result.Accept = "text/event-stream";

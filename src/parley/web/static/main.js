@@ -1,6 +1,7 @@
-// The page's entry point: who the user is (kept in this browser until API keys exist), the two views,
-// and switching between them.
+// The page's entry point: who the user is (kept in this browser) and the API key it calls with (kept for
+// this tab only), the two views, and switching between them.
 
+import { setApiKey } from "./api.js";
 import { ChatView } from "./chat.js";
 import { OperatorView } from "./operator.js";
 
@@ -29,6 +30,32 @@ function saveUserId(userId) {
   }
 }
 
+// sessionStorage, not localStorage: a key is a credential, and one kept past the tab's life would outlive
+// the person's intent to use it (and be readable by anyone who opens this browser later).
+const API_KEY = "parley.apiKey";
+const API_KEY_FORM = /^[\x21-\x7e]{0,300}$/;
+
+function storedApiKey() {
+  try {
+    const stored = sessionStorage.getItem(API_KEY) || "";
+    return API_KEY_FORM.test(stored) ? stored : "";
+  } catch {
+    return "";
+  }
+}
+
+function saveApiKey(key) {
+  try {
+    if (key) sessionStorage.setItem(API_KEY, key);
+    else sessionStorage.removeItem(API_KEY);
+  } catch {
+    // Kept in memory only, then.
+  }
+}
+
+let apiKey = storedApiKey();
+setApiKey(apiKey);
+
 let userId = storedUserId();
 saveUserId(userId);
 const currentUser = () => userId;
@@ -39,21 +66,34 @@ const operator = new OperatorView(currentUser);
 const who = document.getElementById("who");
 const userField = document.getElementById("user-id");
 const userError = document.getElementById("user-id-error");
+const keyField = document.getElementById("api-key");
 userField.value = userId;
+keyField.value = apiKey;
 who.addEventListener("submit", (event) => {
   event.preventDefault();
   const candidate = userField.value.trim();
+  const key = keyField.value.trim();
   if (!USER_ID.test(candidate)) {
     userError.textContent = "A user id is 1 to 200 letters, digits or symbols (ASCII), without spaces.";
     userField.setAttribute("aria-invalid", "true");
     userField.focus();
     return;
   }
+  if (!API_KEY_FORM.test(key)) {
+    userError.textContent = "An API key is printable ASCII without spaces (parley_…).";
+    keyField.setAttribute("aria-invalid", "true");
+    keyField.focus();
+    return;
+  }
   userError.textContent = "";
   userField.removeAttribute("aria-invalid");
-  if (candidate === userId) return;
+  keyField.removeAttribute("aria-invalid");
+  if (candidate === userId && key === apiKey) return;
   userId = candidate;
   saveUserId(userId);
+  apiKey = key;
+  saveApiKey(apiKey);
+  setApiKey(apiKey);
   chat.newChat();
   chat.loadSessions();
   if (!document.getElementById("view-operator").hidden) operator.refresh();
