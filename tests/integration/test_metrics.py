@@ -164,9 +164,7 @@ async def test_the_backlog_gauges_follow_storage(deployment: Deployment) -> None
 
 
 @pytest.mark.inprocess_only
-async def test_with_keys_metrics_are_for_admin_keys_only(
-    harness_factory: Any, make_settings: Any
-) -> None:
+async def test_with_keys_metrics_are_for_admin_keys_only(harness_factory: Any, make_settings: Any) -> None:
     h = await harness_factory(make_settings(auth="keys", key_cache_seconds=0))
     tokens = {}
     for role in ("service", "operator", "admin"):
