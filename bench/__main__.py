@@ -1,4 +1,4 @@
-"""``python -m bench [latency|throughput|bounded|retention|local|scaleout|sessions|streams ...] [--quick]
+"""``python -m bench [latency|throughput|bounded|retention|local|scaleout|sessions|streams|overhead ...] [--quick]
 [--turns N ...]``: run benchmarks, print ratios."""
 
 from __future__ import annotations
@@ -10,9 +10,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import bounded, latency, local_model, retention, scaleout, sessions, streams, throughput
+from bench import (
+    bounded,
+    latency,
+    local_model,
+    overhead,
+    retention,
+    scaleout,
+    sessions,
+    streams,
+    throughput,
+)
 
-DEFAULT = ["latency", "throughput", "bounded", "retention", "local", "scaleout", "streams"]
+DEFAULT = ["latency", "throughput", "bounded", "retention", "local", "scaleout", "streams", "overhead"]
 
 
 def _one(turns: list[int] | None) -> int | None:
@@ -65,6 +75,8 @@ def main() -> None:
                 results[name] = scaleout.run(workdir, quick=args.quick)
             elif name == "streams":
                 results[name] = streams.run(workdir, quick=args.quick)
+            elif name == "overhead":
+                results[name] = overhead.run(workdir, turns=100 if args.quick else 500)
             else:
                 parser.error(f"unknown benchmark {name!r}")
             results[name]["seconds"] = round(time.monotonic() - started, 1)
@@ -113,6 +125,18 @@ def main() -> None:
         _sessions_summary(results["sessions"])
     if "streams" in results:
         _streams_summary(results["streams"])
+    if "overhead" in results:
+        _overhead_summary(results["overhead"])
+
+
+def _overhead_summary(r: dict[str, Any]) -> None:
+    for kind, label in (("chat", "an inline chat turn"), ("read", "a session read")):
+        print(
+            f"overhead of auth + metrics + tracing (no exporter), {label}: p50 {r[f'on_{kind}_p50_ms']:.2f} ms "
+            f"vs {r[f'off_{kind}_p50_ms']:.2f} ms all off: adds {r[f'on_adds_{kind}_p50_ms']:.3f} ms "
+            f"({r[f'on_{kind}_p50_ratio']:.3f}x)  [target: adds < 0.5 ms]; exporting spans to a local OTLP "
+            f"sink adds {r[f'traced_adds_{kind}_p50_ms']:.3f} ms ({r[f'traced_{kind}_p50_ratio']:.3f}x)"
+        )
 
 
 def _sessions_summary(r: dict[str, Any]) -> None:
