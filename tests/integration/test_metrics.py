@@ -7,6 +7,7 @@ worker's registry (what ``parley worker`` serves on ``PARLEY_METRICS_ADDRESS``) 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -191,3 +192,19 @@ async def test_with_metrics_off_nothing_is_counted_and_metrics_are_not_served(
     counted = {name for name, _ in parse(h.services.metrics.render().decode())}
     assert "parley_turns_total" not in counted  # a turn ended, and nothing counted it
     assert "parley_http_requests_total" not in counted
+
+
+async def test_an_app_stopped_right_after_its_start_stops_at_once(make_settings: Any) -> None:
+    """Stopped while the backlog refresh's first query is under way. On PostgreSQL the cancel that stopped
+    it came back out of the driver as a storage error, which the loop survived: the app's shutdown waited
+    for it for good (15 s a cycle here, until this test's own deadline cancelled it)."""
+    app = create_app(make_settings())
+
+    async def start_and_stop() -> None:
+        async with app.router.lifespan_context(app):
+            pass
+
+    for _ in range(3):
+        started = time.monotonic()
+        await asyncio.wait_for(start_and_stop(), 30)
+        assert time.monotonic() - started < 5

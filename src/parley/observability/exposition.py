@@ -16,6 +16,8 @@ from parley.observability.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
+_STOP_SECONDS = 5.0
+
 
 def serve_metrics(metrics: Metrics, *, host: str, port: int, stack: AsyncExitStack) -> int:
     """Serve ``metrics`` on ``host:port`` until ``stack`` closes; the port bound (0 picks one).
@@ -42,11 +44,19 @@ def serve_metrics(metrics: Metrics, *, host: str, port: int, stack: AsyncExitSta
 
 async def refresh_backlog(metrics: Metrics, store: Store, *, every: float, stack: AsyncExitStack) -> None:
     """Keep the storage-wide gauges fresh (first read now) until ``stack`` closes."""
-    task = asyncio.create_task(metrics.refresh_forever(store, every=every), name="parley-metrics-backlog")
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        metrics.refresh_forever(store, every=every, stop=stop), name="parley-metrics-backlog"
+    )
 
     async def _stop() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        stop.set()
+        # A refresh under way is one short query; should storage hang, do not hang the shutdown with it.
+        try:
+            await asyncio.wait_for(asyncio.shield(task), _STOP_SECONDS)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     stack.push_async_callback(_stop)

@@ -11,6 +11,7 @@ storage, refreshed by a background task every ``refresh_seconds`` — never a qu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Final
@@ -166,14 +167,19 @@ class Metrics:
         self.queued.set(backlog.queued_messages)
         self.pending_interrupts.set(backlog.pending_interrupts)
 
-    async def refresh_forever(self, store: Store, *, every: float) -> None:
-        """Refresh the storage gauges every ``every`` seconds until cancelled; a failure keeps the last
-        figures (the next round tries again)."""
-        while True:
+    async def refresh_forever(self, store: Store, *, every: float, stop: asyncio.Event) -> None:
+        """Refresh the storage gauges every ``every`` seconds until ``stop`` is set; a failure keeps the
+        last figures (the next round tries again).
+
+        Stopped by an event, not by cancelling the task: a cancel that lands inside a query can come back
+        out of the driver as a query error — which this loop must survive, and did, refreshing on for ever
+        while the app's shutdown waited for it."""
+        while not stop.is_set():
             try:
                 await self.refresh_backlog(store)
             except StorageUnavailable as exc:
                 logger.warning("could not refresh the backlog metrics (%s)", first_line(exc))
             except Exception:
                 logger.exception("could not refresh the backlog metrics")
-            await asyncio.sleep(every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
