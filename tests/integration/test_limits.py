@@ -57,7 +57,8 @@ async def test_an_idempotent_repeat_is_not_refused_by_a_full_session(
     """A client repeating a POST whose response it lost gets its message back, even from a full session:
     the repeat adds nothing."""
     h: AppHarness = await harness_factory(make_settings(max_queued_per_session=2))
-    sid = (await h.chat(message="[[sleep:60]] hold", wait=0)).json()["session_id"]
+    held = (await h.chat(message="[[sleep:60]] hold", wait=0)).json()
+    sid = held["session_id"]
     body = {"user_id": "alice", "message": "kept", "session_id": sid, "wait": 0}
     first = await h.client.post("/v1/chat", json=body, headers={"Idempotency-Key": "k1"})
     assert first.status_code == 202
@@ -65,6 +66,10 @@ async def test_an_idempotent_repeat_is_not_refused_by_a_full_session(
     assert repeat.status_code == 202
     assert repeat.json()["message_id"] == first.json()["message_id"]
     assert (await h.chat(message="new", session_id=sid, wait=0)).status_code == 429
+    # (Not left to the shutdown, which would give the sleeping turn its whole grace period.)
+    assert (
+        await h.client.post(f"/v1/messages/{held['message_id']}/cancel", headers=ALICE)
+    ).status_code == 200
 
 
 def _client_at(h: AppHarness, address: str) -> httpx.AsyncClient:

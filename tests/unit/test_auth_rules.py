@@ -126,6 +126,7 @@ def test_which_roles_may_do_what() -> None:
         Action.RESUME: set(CallerRole),
         Action.QUEUE: {CallerRole.OPERATOR, CallerRole.ADMIN},
         Action.IMPORT: {CallerRole.ADMIN},
+        Action.METRICS: {CallerRole.ADMIN},
     }
 
 

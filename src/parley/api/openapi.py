@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from parley.settings import Settings
 
+METRICS_PATH = "/metrics"
 PROBLEM_REF = "#/components/schemas/Problem"
 _PROBLEM_CONTENT = {"application/problem+json": {"schema": {"$ref": PROBLEM_REF}}}
 _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
@@ -60,10 +61,15 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _needs_key(path: str) -> bool:
+    """Whether an operation takes the bearer key when keys are on: the API, and the metrics (an admin's)."""
+    return path.startswith("/v1/") or path == METRICS_PATH
+
+
 def _cross_cutting(path: str, method: str, operation: dict[str, Any], *, keys: bool) -> dict[str, str]:
     """Problems an operation can answer because of what it is, not what its route declares."""
     found: dict[str, str] = {}
-    if keys and path.startswith("/v1/"):
+    if keys and _needs_key(path):
         found |= {"401": _UNAUTHORIZED, "403": _ROLE_FORBIDDEN}
     if "requestBody" in operation:
         found |= {"400": _MALFORMED_JSON, "415": _NOT_JSON, "422": _INVALID}
@@ -135,7 +141,7 @@ def _declare_auth(document: dict[str, Any], *, keys: bool) -> None:
     """
     for path, item in document.get("paths", {}).items():
         for method, operation in item.items():
-            if method not in _HTTP_METHODS or not path.startswith("/v1/"):
+            if method not in _HTTP_METHODS or not _needs_key(path):
                 continue
             for parameter in operation.get("parameters", ()):
                 if parameter.get("in") == "header" and parameter.get("name") == _USER_ID_HEADER:
