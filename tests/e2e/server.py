@@ -36,6 +36,21 @@ def parley_env(env: dict[str, str] | None = None) -> dict[str, str]:
     }
 
 
+def create_key(env: dict[str, str], *args: str) -> str:
+    """A key made with the real ``parley keys create`` (``args``: its options) on the data ``env`` names
+    (``PARLEY_DATA_DIR``, ``PARLEY_DATABASE_URL``): its last line, as a script would take it."""
+    made = subprocess.run(
+        [sys.executable, "-m", "parley.cli", "keys", "create", *args],
+        capture_output=True,
+        text=True,
+        env=parley_env(env),
+        timeout=120,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    return made.stdout.strip().splitlines()[-1]
+
+
 class ServerProcess:
     """One ``parley serve`` process (or, with ``command``, another long-running ``parley`` command such
     as ``worker``); its log is kept in a file for failure messages."""

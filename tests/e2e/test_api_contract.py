@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.backends import Backend
-from tests.e2e.server import ServerProcess, parley_env
+from tests.e2e.server import ServerProcess, create_key
 
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 MAX_EXAMPLES = 50
@@ -50,17 +50,11 @@ def test_the_running_server_matches_its_openapi_document(
         # A user key: every schema-valid request is then one it may make or is refused (403) for naming
         # another user — a service key would make a body without user_id (valid by the schema, which
         # cannot know the key) a 422. Schemathesis also sends requests without it, which must be 401.
-        made = subprocess.run(
-            [sys.executable, "-m", "parley.cli", "keys", "create", "--role", "user", "--user", "alice"],
-            capture_output=True,
-            text=True,
-            env=parley_env({**backend.env(), "PARLEY_DATA_DIR": str(backend.data_dir)}),
-            timeout=60,
-            check=True,
+        env_key = create_key(
+            {**backend.env(), "PARLEY_DATA_DIR": str(backend.data_dir)}, "--role", "user", "--user", "alice"
         )
         # Named by the document's security scheme (not a plain --header), so that the checks which leave it
         # out to see the request refused know which header it is.
-        env_key = made.stdout.strip().splitlines()[-1]
         credentials = f'\n[auth.openapi.bearer]\nbearer = "{env_key}"\n'
 
     env = {

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.backends import Backend
-from tests.e2e.server import ServerProcess, parley_env
+from tests.e2e.server import ServerProcess, create_key, parley_env
 from tests.waiting import wait_until
 
 ORDER_MUGS = '[[tool:place_order|{"item": "mug", "quantity": 2}]] two mugs please'
@@ -26,20 +26,14 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _create(env: dict[str, str], *args: str) -> str:
-    made = _cli("keys", "create", *args, env=env)
-    assert made.returncode == 0, made.stderr
-    return made.stdout.strip().splitlines()[-1]
-
-
 def test_keys_made_used_and_revoked_with_the_cli_beside_a_running_service(
     start_server: Any, backend: Backend
 ) -> None:
     # Revocations reach the service within its key cache's TTL; a short one keeps the wait short.
     server: ServerProcess = start_server(PARLEY_AUTH="keys", PARLEY_KEY_CACHE_SECONDS="0.5")
     env = {**backend.env(), "PARLEY_DATA_DIR": str(backend.data_dir)}
-    alice = _create(env, "--role", "user", "--user", "alice", "--name", "alice's phone")
-    operator = _create(env, "--role", "operator", "--name", "desk 1")
+    alice = create_key(env, "--role", "user", "--user", "alice", "--name", "alice's phone")
+    operator = create_key(env, "--role", "operator", "--name", "desk 1")
     assert alice.startswith("parley_")
     assert operator.startswith("parley_")
 

@@ -17,7 +17,7 @@ import pytest
 
 from tests.backends import Backend
 from tests.e2e.proxy import CuttableProxy
-from tests.e2e.server import ServerProcess, parley_env
+from tests.e2e.server import ServerProcess, create_key, parley_env
 from tests.e2e.test_server import ALICE
 from tests.waiting import wait_until
 
@@ -345,15 +345,9 @@ def test_piped_input_gets_replies_on_stdout_and_a_failing_status(start_server: A
 
 def test_piped_chat_with_an_api_key_from_the_environment(start_server: Any, backend: Backend) -> None:
     server: ServerProcess = start_server(PARLEY_AUTH="keys")
-    made = subprocess.run(
-        [sys.executable, "-m", "parley.cli", "keys", "create", "--role", "user", "--user", "carol"],
-        capture_output=True,
-        text=True,
-        env=parley_env({**backend.env(), "PARLEY_DATA_DIR": str(backend.data_dir)}),
-        timeout=60,
-        check=True,
+    key = create_key(
+        {**backend.env(), "PARLEY_DATA_DIR": str(backend.data_dir)}, "--role", "user", "--user", "carol"
     )
-    key = made.stdout.strip().splitlines()[-1]
     command = [sys.executable, "-m", "parley.cli", "chat", "--url", server.base_url]
     # No --user: a user key speaks as the user it is bound to.
     done = subprocess.run(

@@ -9,8 +9,6 @@ in ``tests/artifacts/``.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from playwright.sync_api import Browser, Error, Page, expect, sync_playwright
 from tests.backends import Backend
 from tests.conftest import require_service
 from tests.e2e.browser import DESKTOP, PHONE, chromium_missing, launch, screenshot
-from tests.e2e.server import ServerProcess, parley_env
+from tests.e2e.server import ServerProcess, create_key
 
 expect.set_options(timeout=20_000)
 OpenPage = Callable[[ServerProcess, str], Page]
@@ -438,15 +436,9 @@ def test_the_page_calls_a_keyed_server_with_the_key_it_is_given(
     start_server: Any, open_page: OpenPage, backend: Backend
 ) -> None:
     server: ServerProcess = start_server(PARLEY_AUTH="keys")
-    made = subprocess.run(
-        [sys.executable, "-m", "parley.cli", "keys", "create", "--role", "user", "--user", "alice"],
-        capture_output=True,
-        text=True,
-        env=parley_env({**backend.env(), "PARLEY_DATA_DIR": str(backend.data_dir)}),
-        timeout=60,
-        check=True,
+    key = create_key(
+        {**backend.env(), "PARLEY_DATA_DIR": str(backend.data_dir)}, "--role", "user", "--user", "alice"
     )
-    key = made.stdout.strip().splitlines()[-1]
     page = open_page(server, "alice")
     page.get_by_label("API key").fill(key)
     page.get_by_role("button", name="Use").click()
