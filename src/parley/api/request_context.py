@@ -57,8 +57,8 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        request_id = request_id_of(headers.get(_HEADER))
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        request_id = request_id_of(next((value for name, value in headers if name == _HEADER), None))
         services = getattr(scope["app"].state, "services", None) if "app" in scope else None
         metrics: Metrics | None = getattr(services, "metrics", None)
         tracing: Tracing | None = getattr(services, "tracing", None)
@@ -76,7 +76,7 @@ class RequestContext:
         span = None
         otel_token = None
         if tracing is not None and tracing.enabled:
-            carrier = {key.decode("latin-1"): value.decode("latin-1") for key, value in headers.items()}
+            carrier = {key.decode("latin-1"): value.decode("latin-1") for key, value in headers}
             span = tracing.tracer.start_span(
                 scope["method"],
                 context=_PROPAGATOR.extract(carrier),

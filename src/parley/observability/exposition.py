@@ -13,6 +13,7 @@ from prometheus_client import start_http_server
 from parley.core.errors import ConfigurationError
 from parley.core.ports import Store
 from parley.observability.metrics import Metrics
+from parley.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -60,3 +61,16 @@ async def refresh_backlog(metrics: Metrics, store: Store, *, every: float, stack
                 await task
 
     stack.push_async_callback(_stop)
+
+
+async def expose_metrics(
+    metrics: Metrics, *, store: Store, settings: Settings, stack: AsyncExitStack
+) -> None:
+    """What a process that counts does beside its work, until ``stack`` closes: keep the storage-wide
+    gauges fresh and, with ``PARLEY_METRICS_ADDRESS``, serve them on their own port. Nothing when metrics
+    are off."""
+    if not metrics.enabled:
+        return
+    await refresh_backlog(metrics, store, every=settings.metrics_refresh_seconds, stack=stack)
+    if (bind := settings.metrics_bind) is not None:
+        serve_metrics(metrics, host=bind[0], port=bind[1], stack=stack)

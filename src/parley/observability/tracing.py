@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Mapping
+from contextlib import AsyncExitStack, ExitStack
 from typing import Any
 from uuid import UUID
 
@@ -71,6 +72,14 @@ class Tracing:
         provider = TracerProvider(resource=resource)
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         return cls(provider, owned=True)
+
+    @classmethod
+    def opened(cls, stack: ExitStack | AsyncExitStack, provider: TracerProvider | None = None) -> Tracing:
+        """``provider``'s tracing (tests), or what the environment asks for; shut down when ``stack``
+        closes."""
+        tracing = cls(provider) if provider is not None else cls.from_environment()
+        stack.callback(tracing.shutdown)
+        return tracing
 
     @property
     def tracer(self) -> Tracer:

@@ -113,20 +113,16 @@ class SqliteDatabase:
         no turn, and its one short write transaction (``BEGIN IMMEDIATE``) waits behind the service's
         like any WAL writer. The schema must be current already (the service migrated it).
         """
-        if self._read_only:
+        if self._read_only or self._shared:
+            # Beside a serving process: the database must be there, and it is neither locked nor migrated.
             if not self._path.exists():
                 raise ConfigurationError(f"there is no Parley database at {self._path}")
-            conn = sqlite3.connect(
-                f"{self._path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
-            )
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-            self._conn = conn
-            return
-        if self._shared:
-            if not self._path.exists():
-                raise ConfigurationError(f"there is no Parley database at {self._path}")
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            if self._read_only:
+                conn = sqlite3.connect(
+                    f"{self._path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+                )
+            else:
+                conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
             self._conn = conn
