@@ -1,4 +1,4 @@
-"""``python -m bench [latency|throughput|bounded|retention|local|scaleout|sessions|streams|overhead ...] [--quick]
+"""``python -m bench [latency|throughput|bounded|retention|local|scaleout|sessions|streams|overhead|webhooks ...] [--quick]
 [--turns N ...]``: run benchmarks, print ratios."""
 
 from __future__ import annotations
@@ -20,9 +20,20 @@ from bench import (
     sessions,
     streams,
     throughput,
+    webhooks,
 )
 
-DEFAULT = ["latency", "throughput", "bounded", "retention", "local", "scaleout", "streams", "overhead"]
+DEFAULT = [
+    "latency",
+    "throughput",
+    "bounded",
+    "retention",
+    "local",
+    "scaleout",
+    "streams",
+    "overhead",
+    "webhooks",
+]
 
 
 def _one(turns: list[int] | None) -> int | None:
@@ -75,6 +86,8 @@ def main() -> None:
                 results[name] = scaleout.run(workdir, quick=args.quick)
             elif name == "streams":
                 results[name] = streams.run(workdir, quick=args.quick)
+            elif name == "webhooks":
+                results[name] = webhooks.run(workdir, quick=args.quick)
             elif name == "overhead":
                 results[name] = overhead.run(workdir, turns=100 if args.quick else 500)
             else:
@@ -127,6 +140,15 @@ def main() -> None:
         _streams_summary(results["streams"])
     if "overhead" in results:
         _overhead_summary(results["overhead"])
+    if "webhooks" in results:
+        r = results["webhooks"]
+        print(
+            f"webhooks: message end -> receiver p50 {r['webhook_p50_ms']:.2f} ms, p99 {r['webhook_p99_ms']:.2f} ms "
+            f"[target p50 < 20 ms] (the inline 200 on the same turns: p50 {r['inline_p50_ms']:.2f} ms, "
+            f"{r['webhook_over_inline_p50']:.2f}x); {r['deliveries_per_s']} deliveries/s while running "
+            f"{r['turns_per_s_with_webhooks']} turns/s, against {r['turns_per_s_without']} turns/s without "
+            f"webhooks in the same run ({r['turn_throughput_ratio']:.3f}x)"
+        )
 
 
 def _overhead_summary(r: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ that decides who may run turns on a PostgreSQL database."""
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -19,12 +20,18 @@ from parley.core.retention import CheckpointRetention
 from parley.core.telemetry import NO_TELEMETRY, TurnTelemetry
 from parley.core.turns import TurnExecutor, TurnPolicy
 from parley.models.factory import build_chat_model
+from parley.observability.metrics import Metrics
 from parley.runners.inprocess import InProcessRunner
 from parley.runners.queue import QueueRunner, queue_app
 from parley.runners.relay import PostgresRelay
 from parley.settings import Settings
 from parley.storage.checkpoint_pruning import open_pruner
 from parley.storage.factory import Storage
+from parley.storage.webhook_outbox import SqlOutbox
+from parley.webhooks.deliverer import LEASE_MARGIN_SECONDS, Deliverer, RetryPolicy
+from parley.webhooks.destinations import DestinationPolicy
+from parley.webhooks.sender import Sender
+from parley.webhooks.signing import Signer
 
 # Held exclusively by an in-process runner on a PostgreSQL database, shared by workers (any constant works).
 _RUNNER_LOCK_KEY = 0x7061726C6569
@@ -150,3 +157,41 @@ async def build_runner(
     return InProcessRunner(
         store=storage.store, executor=executor, max_concurrent=settings.max_concurrent_turns
     ), executor
+
+
+async def open_deliverer(
+    settings: Settings, storage: Storage, stack: AsyncExitStack, *, metrics: Metrics | None = None
+) -> Deliverer | None:
+    """The webhook deliverer of a serving process (``serve`` or ``worker``), started, and stopped by
+    ``stack`` before storage closes; None when webhooks are off (``PARLEY_WEBHOOK_ALLOWED_HOSTS`` empty).
+    Every process that ends messages runs one: it sends what it ended at once, and what others left."""
+    policy = DestinationPolicy.parse(settings.webhook_allowed_hosts)
+    if not policy.enabled:
+        return None
+    sender = Sender(
+        policy=policy,
+        signer=Signer([secret.get_secret_value() for secret in settings.webhook_secret]),
+        timeout_seconds=settings.webhook_timeout_seconds,
+        max_connections=settings.webhook_concurrency,
+    )
+    deliverer = Deliverer(
+        outbox=SqlOutbox(storage.db),
+        store=storage.store,
+        sender=sender,
+        retry=RetryPolicy(
+            base_seconds=settings.webhook_retry_base_seconds,
+            max_seconds=settings.webhook_retry_max_seconds,
+            give_up_after=timedelta(hours=settings.webhook_retry_hours),
+        ),
+        concurrency=settings.webhook_concurrency,
+        poll_seconds=settings.webhook_poll_seconds,
+        lease_seconds=settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS,
+        keep=timedelta(days=settings.webhook_keep_days),
+        metrics=metrics,
+    )
+    storage.store.on_delivery_recorded(deliverer.wake)
+    await deliverer.start()
+    stack.push_async_callback(
+        lambda: deliverer.stop(grace=min(settings.shutdown_grace_seconds, settings.webhook_timeout_seconds))
+    )
+    return deliverer

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +25,7 @@ from parley.cli_chat.options import DEFAULT_URL, ChatOptions, default_user
 from parley.core.auth import CallerRole
 from parley.core.errors import ConfigurationError
 from parley.settings import Settings
+from parley.webhooks.signing import SECRET_PREFIX
 
 
 def _storage_options(parser: argparse.ArgumentParser) -> None:
@@ -76,12 +79,22 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--role", required=True, choices=[role.value for role in CallerRole])
     create.add_argument("--user", dest="key_user", help="the user a user key acts for (user keys only)")
     create.add_argument("--name", dest="key_name", help="a name to tell the key by (shown in list)")
+    create.add_argument(
+        "--callback-url",
+        help="the completion webhook of messages this key posts without a callback_url "
+        "(a host PARLEY_WEBHOOK_ALLOWED_HOSTS allows)",
+    )
     _storage_options(create)
     list_ = key_commands.add_parser("list", help="every key, revoked ones included; never a secret")
     _storage_options(list_)
     revoke = key_commands.add_parser("revoke", help="revoke a key: refused from then on")
     revoke.add_argument("key_id", help="the key's id (as list shows it)")
     _storage_options(revoke)
+    webhooks = commands.add_parser("webhooks", help="completion webhooks")
+    webhook_commands = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    webhook_commands.add_parser(
+        "secret", help="print a new signing secret for PARLEY_WEBHOOK_SECRET (whsec_ + 32 random bytes)"
+    )
     chat = commands.add_parser("chat", help="chat with a running Parley service in this terminal")
     chat.add_argument("--url", default=DEFAULT_URL, help="the service (default: %(default)s)")
     chat.add_argument(
@@ -290,10 +303,22 @@ def _keys(args: argparse.Namespace) -> int:
         return 2
     _configure_logging(settings)
     if args.keys_command == "create":
-        return cli_keys.create_command(settings, role=args.role, user_id=args.key_user, name=args.key_name)
+        return cli_keys.create_command(
+            settings,
+            role=args.role,
+            user_id=args.key_user,
+            name=args.key_name,
+            callback_url=args.callback_url,
+        )
     if args.keys_command == "list":
         return cli_keys.list_command(settings)
     return cli_keys.revoke_command(settings, key_id=args.key_id)
+
+
+def _webhooks(args: argparse.Namespace) -> int:
+    # One subcommand today: a secret of the form Standard Webhooks receivers expect.
+    print(SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode())
+    return 0
 
 
 def _chat(args: argparse.Namespace) -> int:
@@ -342,6 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "export": _export,
         "import": _import,
         "keys": _keys,
+        "webhooks": _webhooks,
         "chat": _chat,
     }
     return commands[args.command](args)

@@ -26,6 +26,7 @@ from parley.storage.db import Database
 from parley.storage.postgres_db import PostgresDatabase
 from parley.storage.sql_store import SqlStore
 from parley.storage.sqlite_db import DataInUse, SqliteDatabase
+from parley.webhooks.destinations import DestinationPolicy, RefusedDestination
 
 T = TypeVar("T")
 _USER_ID = re.compile(r"^[^\s\x00-\x1f]{1,200}$")
@@ -74,7 +75,14 @@ def _run(settings: Settings, verb: str, work: Callable[[SqlStore], Awaitable[T]]
         return 1
 
 
-def create_command(settings: Settings, *, role: str, user_id: str | None, name: str | None) -> int:
+def create_command(
+    settings: Settings,
+    *,
+    role: str,
+    user_id: str | None,
+    name: str | None,
+    callback_url: str | None = None,
+) -> int:
     """Make a key. Its description goes to stderr and the key alone to stdout, last, so that
     ``KEY=$(parley keys create …)`` captures it; it is shown this once and never stored."""
     if user_id is not None and not _USER_ID.match(user_id):
@@ -89,16 +97,25 @@ def create_command(settings: Settings, *, role: str, user_id: str | None, name: 
     except InvalidInput as exc:
         print(f"parley: cannot create a key: {exc.detail}", file=sys.stderr)
         return 2
+    if callback_url is not None:
+        try:
+            DestinationPolicy.parse(settings.webhook_allowed_hosts).check_url(callback_url)
+        except RefusedDestination as exc:
+            print(f"parley: cannot create a key: --callback-url {exc}", file=sys.stderr)
+            return 2
     made = _run(
         settings,
         "create a key",
-        lambda store: create_key(store=store, role=CallerRole(role), user_id=user_id, name=name),
+        lambda store: create_key(
+            store=store, role=CallerRole(role), user_id=user_id, name=name, callback_url=callback_url
+        ),
     )
     if not isinstance(made, NewKey):
         return made
     record = made.record
     bound = f", user {record.user_id}" if record.user_id else ""
     named = f", name {record.name!r}" if record.name else ""
+    named += f", callback {record.callback_url}" if record.callback_url else ""
     print(
         f"parley: created key {record.key_id} (role {record.role}{bound}{named}); "
         "it is shown only now, on the next line:",
@@ -117,6 +134,7 @@ def _row(key: ApiKey) -> list[str]:
         key.name or "-",
         format_timestamp(key.created_at),
         "-" if key.revoked_at is None else format_timestamp(key.revoked_at),
+        key.callback_url or "-",
     ]
 
 
@@ -125,7 +143,10 @@ def list_command(settings: Settings) -> int:
     keys = _run(settings, "list keys", lambda store: store.list_api_keys())
     if isinstance(keys, int):
         return keys
-    table = [["KEY_ID", "ROLE", "USER", "NAME", "CREATED", "REVOKED"], *(_row(k) for k in keys)]
+    table = [
+        ["KEY_ID", "ROLE", "USER", "NAME", "CREATED", "REVOKED", "CALLBACK_URL"],
+        *(_row(k) for k in keys),
+    ]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

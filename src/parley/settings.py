@@ -5,12 +5,14 @@ Validators refuse unsafe or contradictory values at start-up instead of warning 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_GRAPH = "parley.bots.assistant:build_graph"
@@ -261,6 +263,47 @@ class Settings(BaseSettings):
         description="Origins a browser page may call the API from, comma-separated ('*' for any); empty: no "
         "CORS headers at all (the default: only same-origin pages such as Parley's own).",
     )
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Where completion webhooks (callback_url) may go, comma-separated: host names "
+        "(hooks.example.com), subdomains (*.example.com), addresses or networks (203.0.113.0/24), or * for "
+        "any public host. Loopback, private and link-local addresses pass only inside a listed network. "
+        "Empty (the default): webhooks are off and a callback_url is refused.",
+    )
+    webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="The Standard Webhooks signing secret(s), whsec_ + base64 (`parley webhooks secret` "
+        "makes one), comma-separated to rotate: every delivery is signed with each. Needed with "
+        "PARLEY_WEBHOOK_ALLOWED_HOSTS.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="One delivery attempt's deadline (connect to last byte)."
+    )
+    webhook_retry_hours: float = Field(
+        default=24.0,
+        ge=0,
+        le=24 * 30,
+        description="How long after a message ended its webhook is still retried; then it is failed.",
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=5.0, gt=0, le=3600, description="The first retry's backoff (doubling, with jitter)."
+    )
+    webhook_retry_max_seconds: float = Field(
+        default=3600.0, gt=0, le=24 * 3600, description="The longest backoff between two attempts."
+    )
+    webhook_concurrency: int = Field(
+        default=16, ge=1, le=1000, description="Deliveries one process sends at once."
+    )
+    webhook_poll_seconds: float = Field(
+        default=1.0,
+        ge=0.05,
+        le=300,
+        description="How often each process looks for deliveries it was not told of (another process's "
+        "retries, or those of a process that died); its own are sent at once.",
+    )
+    webhook_keep_days: float = Field(
+        default=7.0, gt=0, le=3650, description="How long ended deliveries and their attempts are kept."
+    )
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     import_max_bytes: int = Field(
         default=1024 * 1024 * 1024,
@@ -310,11 +353,43 @@ class Settings(BaseSettings):
     )
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=3600)
 
-    @field_validator("interrupt_before", "interrupt_after", "review_keywords", "cors_origins", mode="before")
+    @field_validator(
+        "interrupt_before",
+        "interrupt_after",
+        "review_keywords",
+        "cors_origins",
+        "webhook_allowed_hosts",
+        "webhook_secret",
+        mode="before",
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _webhook_hosts(cls, value: list[str]) -> list[str]:
+        from parley.webhooks.destinations import DestinationPolicy
+
+        if value:
+            DestinationPolicy.parse(value)
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for secret in value:
+            text = secret.get_secret_value()
+            if not text.startswith("whsec_"):
+                raise ValueError("each secret must start with whsec_ (`parley webhooks secret` makes one)")
+            try:
+                raw = base64.b64decode(text.removeprefix("whsec_"), validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise ValueError("each secret must be whsec_ followed by base64") from exc
+            if not 24 <= len(raw) <= 64:
+                raise ValueError("each secret must hold 24 to 64 bytes (Standard Webhooks)")
         return value
 
     @field_validator("rate_limit")
@@ -402,6 +477,11 @@ class Settings(BaseSettings):
             raise ValueError("database_url must be sqlite:///path or postgresql://user@host:port/db")
         if self.runner == "queue" and self.backend != "postgres":
             raise ValueError("runner=queue needs PostgreSQL: set database_url=postgresql://…")
+        if self.webhook_allowed_hosts and not self.webhook_secret:
+            raise ValueError(
+                "webhook_allowed_hosts needs webhook_secret: deliveries are always signed "
+                "(`parley webhooks secret` makes one)"
+            )
         return self
 
     @property

@@ -75,6 +75,7 @@ EXPECTED: dict[tuple[str, str], dict[str, Cell]] = {
     ),
     ("GET", "/v1/messages/{message_id}"): READ,
     ("GET", "/v1/messages/{message_id}/events"): READ,
+    ("GET", "/v1/messages/{message_id}/deliveries"): READ,
     # The messages have ended: whoever may cancel is told so (409); an operator may not cancel at all.
     ("POST", "/v1/messages/{message_id}/cancel"): row(
         none=U, wrong=U, revoked=U, service=(409, 404), user=(409, 404), operator=(403, 403), admin=(409, 404)

@@ -24,10 +24,10 @@ from parley.api.rate_limit import RateLimit, enforce_rate_limit
 from parley.api.request_context import RequestContext
 from parley.api.routers import chat, interrupts, messages, ops, sessions, transfer
 from parley.api.routers import metrics as metrics_route
-from parley.assembly import build_runner, open_journal
+from parley.assembly import build_runner, open_deliverer, open_journal
 from parley.core.api_keys import KeyResolver
 from parley.core.events import EventBus
-from parley.observability.exposition import refresh_backlog, serve_metrics
+from parley.observability.exposition import expose_metrics
 from parley.observability.metrics import Metrics
 from parley.observability.tracing import Tracing
 from parley.observability.turns import TurnInstruments
@@ -35,6 +35,7 @@ from parley.runners.inprocess import InProcessRunner
 from parley.settings import Settings
 from parley.storage.factory import open_storage
 from parley.storage.transfer import SqlTransfer
+from parley.webhooks.destinations import DestinationPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +53,7 @@ async def open_services(
     """
     async with AsyncExitStack() as stack:
         metrics = Metrics(enabled=settings.metrics_enabled)
-        tracing = Tracing(tracer_provider) if tracer_provider is not None else Tracing.from_environment()
-        stack.callback(tracing.shutdown)
+        tracing = Tracing.opened(stack, tracer_provider)
         storage = await open_storage(settings, stack)
         bus = EventBus()
         journal = await open_journal(settings, storage, bus, stack, runs_turns=settings.runner == "inprocess")
@@ -62,10 +62,8 @@ async def open_services(
         )
         if isinstance(runner, InProcessRunner):
             metrics.count_running(lambda: runner.running_turns)
-        if metrics.enabled:
-            await refresh_backlog(metrics, storage.store, every=settings.metrics_refresh_seconds, stack=stack)
-            if (bind := settings.metrics_bind) is not None:
-                serve_metrics(metrics, host=bind[0], port=bind[1], stack=stack)
+        await expose_metrics(metrics, store=storage.store, settings=settings, stack=stack)
+        await open_deliverer(settings, storage, stack, metrics=metrics)
         services = Services(
             settings=settings,
             store=storage.store,
@@ -77,6 +75,7 @@ async def open_services(
             metrics=metrics,
             tracing=tracing,
             keys=KeyResolver(store=storage.store, ttl_seconds=settings.key_cache_seconds),
+            webhooks=DestinationPolicy.parse(settings.webhook_allowed_hosts),
         )
         try:
             yield services

@@ -23,6 +23,7 @@ from parley.core.ports import Runner, SessionTransfer, Store
 from parley.observability.metrics import Metrics
 from parley.observability.tracing import Tracing
 from parley.settings import Settings
+from parley.webhooks.destinations import DestinationPolicy
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class Services:
     metrics: Metrics
     tracing: Tracing
     keys: KeyResolver
+    webhooks: DestinationPolicy
+    """Where a callback_url may point (``PARLEY_WEBHOOK_ALLOWED_HOSTS``)."""
 
 
 def get_services(request: Request) -> Services:

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSche
 from parley.core.history import CHECKPOINT_ID_PATTERN
 from parley.core.records import (
     CheckpointEntry,
+    DeliveryAttempt,
+    DeliveryView,
     InterruptView,
     MessageRecord,
     PendingInterrupt,
@@ -68,6 +70,14 @@ class ChatRequest(BaseModel):
         ge=0,
         description="Seconds to wait for the reply before answering 202; default from settings.",
     )
+    callback_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        json_schema_extra={"format": "uri"},
+        description="Where to POST the message resource, signed (Standard Webhooks), once the message "
+        "ends: an http(s) URL on a host PARLEY_WEBHOOK_ALLOWED_HOSTS allows. Default: the API key's.",
+    )
 
     @field_validator("message")
     @classmethod
@@ -97,10 +107,18 @@ class ResumeRequest(BaseModel):
         ge=0,
         description="Seconds to wait for the turn before answering 202; default from settings.",
     )
+    callback_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        json_schema_extra={"format": "uri"},
+        description="Where to POST the message resource, signed (Standard Webhooks), once the message "
+        "ends: an http(s) URL on a host PARLEY_WEBHOOK_ALLOWED_HOSTS allows. Default: the API key's.",
+    )
 
 
-class InterruptOut(BaseModel):
-    """A pending interrupt in the operator queue."""
+class _InterruptFields(BaseModel):
+    """What every view of an interrupt shows."""
 
     interrupt_id: str
     session_id: str
@@ -109,18 +127,17 @@ class InterruptOut(BaseModel):
     kind: str
     value: Any
     created_at: Timestamp
+
+
+class InterruptOut(_InterruptFields):
+    """A pending interrupt in the operator queue."""
+
     age_seconds: float
 
     @classmethod
     def of(cls, record: PendingInterrupt, *, now: datetime) -> InterruptOut:
         return cls(
-            interrupt_id=record.interrupt_id,
-            session_id=record.session_id,
-            message_id=record.message_id,
-            user_id=record.user_id,
-            kind=record.kind,
-            value=record.value,
-            created_at=record.created_at,
+            **_interrupt_fields(record, value=record.value),
             age_seconds=round((now - record.created_at).total_seconds(), 3),
         )
 
@@ -136,17 +153,10 @@ class AnsweredBy(BaseModel):
     message_id: str | None = Field(description="The resume message that carried the answer.")
 
 
-class InterruptDetail(BaseModel):
+class InterruptDetail(_InterruptFields):
     """``GET /v1/interrupts/{id}``: one interrupt, pending or not, with who answered it and when."""
 
-    interrupt_id: str
-    session_id: str
-    message_id: str
-    user_id: str
-    kind: str
-    value: Any
     status: str = Field(description="pending, answered or superseded.")
-    created_at: Timestamp
     answered_at: Timestamp | None
     answered_by: AnsweredBy | None
 
@@ -154,28 +164,35 @@ class InterruptDetail(BaseModel):
     def of(cls, view: InterruptView, *, operator: bool) -> InterruptDetail:
         record = view.interrupt
         shown = interrupt_for_viewer(record.as_api(), operator=operator)
+        who = view.answerer
         answered = None
-        if view.answered_via is not None:
+        if who is not None:
             answered = AnsweredBy(
-                authenticated=view.answered_via == "key",
-                role=view.answered_role or "user",
-                key_id=view.answered_key_id,
-                key_name=view.answered_key_name,
-                user_id=view.answered_user_id,
+                authenticated=who.via == "key",
+                role=who.role,
+                key_id=who.key_id,
+                key_name=who.key_name,
+                user_id=who.user_id,
                 message_id=view.answered_message_id,
             )
         return cls(
-            interrupt_id=record.interrupt_id,
-            session_id=record.session_id,
-            message_id=record.message_id,
-            user_id=record.user_id,
-            kind=record.kind,
-            value=shown.get("value"),
+            **_interrupt_fields(record, value=shown.get("value")),
             status=view.status,
-            created_at=record.created_at,
             answered_at=view.answered_at,
             answered_by=answered,
         )
+
+
+def _interrupt_fields(record: PendingInterrupt, *, value: Any) -> dict[str, Any]:
+    return {
+        "interrupt_id": record.interrupt_id,
+        "session_id": record.session_id,
+        "message_id": record.message_id,
+        "user_id": record.user_id,
+        "kind": record.kind,
+        "value": value,
+        "created_at": record.created_at,
+    }
 
 
 class InterruptsOut(BaseModel):
@@ -220,6 +237,63 @@ class MessageOut(BaseModel):
             attempts=record.attempts,
             usage=record.usage,
         )
+
+
+class DeliveryAttemptOut(BaseModel):
+    """One try at sending a webhook."""
+
+    attempt: int = Field(description="1 for the first try.")
+    started_at: Timestamp
+    duration_ms: float
+    outcome: str = Field(description="delivered, retry (tried again later) or failed (not tried again).")
+    status_code: int | None = Field(description="The receiver's HTTP status; null when it gave none.")
+    error: str | None = Field(description="What went wrong: the status, a timeout, a refused connection…")
+    response_excerpt: str | None = Field(description="The start of the receiver's response body.")
+
+    @classmethod
+    def of(cls, attempt: DeliveryAttempt) -> DeliveryAttemptOut:
+        return cls(
+            attempt=attempt.attempt,
+            started_at=attempt.started_at,
+            duration_ms=attempt.duration_ms,
+            outcome=attempt.outcome,
+            status_code=attempt.status_code,
+            error=attempt.error,
+            response_excerpt=attempt.response_excerpt,
+        )
+
+
+class DeliveryOut(BaseModel):
+    """A message's completion webhook and every attempt at sending it."""
+
+    webhook_id: str = Field(description="The webhook-id header: the same on every attempt.")
+    url: str
+    status: str = Field(description="pending (to be sent, or sent again), delivered or failed.")
+    next_attempt_at: Timestamp | None = Field(description="When it is next tried (pending only).")
+    created_at: Timestamp = Field(description="When the message ended and the delivery was recorded.")
+    finished_at: Timestamp | None = Field(description="When it was delivered or given up.")
+    last_error: str | None
+    attempts: list[DeliveryAttemptOut]
+
+    @classmethod
+    def of(cls, view: DeliveryView) -> DeliveryOut:
+        delivery = view.delivery
+        return cls(
+            webhook_id=delivery.delivery_id,
+            url=delivery.url,
+            status=delivery.status,
+            next_attempt_at=delivery.next_attempt_at if delivery.status == "pending" else None,
+            created_at=delivery.created_at,
+            finished_at=delivery.finished_at,
+            last_error=delivery.last_error,
+            attempts=[DeliveryAttemptOut.of(a) for a in view.attempts],
+        )
+
+
+class DeliveriesOut(BaseModel):
+    """A message's webhook deliveries (one for a message posted with a callback_url, else none)."""
+
+    items: list[DeliveryOut]
 
 
 class SessionOut(BaseModel):

@@ -73,8 +73,16 @@ def check_key_fields(*, role: CallerRole, user_id: str | None, name: str | None)
         raise InvalidInput("a name must not be blank", loc=["name"])
 
 
-def new_key(*, role: CallerRole, user_id: str | None, name: str | None, now: datetime) -> NewKey:
-    """Make a key (not yet stored); ``check_key_fields`` first."""
+def new_key(
+    *,
+    role: CallerRole,
+    user_id: str | None,
+    name: str | None,
+    now: datetime,
+    callback_url: str | None = None,
+) -> NewKey:
+    """Make a key (not yet stored); ``check_key_fields`` first (and the callback URL against the webhook
+    policy: the caller's)."""
     check_key_fields(role=role, user_id=user_id, name=name)
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(SECRET_BYTES)
@@ -85,13 +93,21 @@ def new_key(*, role: CallerRole, user_id: str | None, name: str | None, now: dat
         role=role.value,
         user_id=user_id,
         created_at=now,
+        callback_url=callback_url,
     )
     return NewKey(record=record, token=f"{PREFIX}_{key_id}_{secret}")
 
 
-async def create_key(*, store: KeyStore, role: CallerRole, user_id: str | None, name: str | None) -> NewKey:
+async def create_key(
+    *,
+    store: KeyStore,
+    role: CallerRole,
+    user_id: str | None,
+    name: str | None,
+    callback_url: str | None = None,
+) -> NewKey:
     """Make a key and store its row; the token is the caller's to show, once."""
-    made = new_key(role=role, user_id=user_id, name=name, now=datetime.now(UTC))
+    made = new_key(role=role, user_id=user_id, name=name, now=datetime.now(UTC), callback_url=callback_url)
     await store.create_api_key(key=made.record)
     return made
 
@@ -118,6 +134,7 @@ def principal_of(key: ApiKey) -> Principal:
         key_id=key.key_id,
         key_name=key.name,
         user_id=key.user_id,
+        callback_url=key.callback_url,
     )
 
 

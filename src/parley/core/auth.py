@@ -75,6 +75,8 @@ class Principal:
     key_name: str | None = None
     user_id: str | None = None
     """The user a ``user`` key is bound to; None for every other role."""
+    callback_url: str | None = None
+    """The key's default completion webhook, for messages it posts that name none."""
 
     @property
     def sees_all(self) -> bool:

@@ -27,6 +27,7 @@ async def submit_chat(
     answer_interrupts: bool = False,
     max_unfinished: int | None = None,
     answerer: Answerer | None = None,
+    callback_url: str | None = None,
 ) -> MessageRecord:
     """Record the user's message durably, then have its turn run. Returns the ``queued`` record.
 
@@ -43,6 +44,7 @@ async def submit_chat(
         answer_interrupts=answer_interrupts,
         max_unfinished=max_unfinished,
         answerer=answerer,
+        callback_url=callback_url,
     )
     return await _started(runner, record)
 
@@ -59,6 +61,7 @@ async def resume_session(
     idempotency_key: str | None = None,
     answerer: Answerer | None = None,
     reviews_only: bool = False,
+    callback_url: str | None = None,
 ) -> MessageRecord:
     """Record the answer to a pending interrupt as a new ``queued`` message and have its turn run.
 
@@ -75,6 +78,7 @@ async def resume_session(
         idempotency_key=idempotency_key,
         answerer=answerer,
         reviews_only=reviews_only,
+        callback_url=callback_url,
     )
     return await _started(runner, record)
 

@@ -18,6 +18,8 @@ from parley.core.records import (
     ApiKey,
     Backlog,
     BranchMarks,
+    DeliveryAttempt,
+    DeliveryView,
     ImportedSession,
     InterruptView,
     MessageRecord,
@@ -27,6 +29,7 @@ from parley.core.records import (
     SessionPosition,
     SessionRecord,
     TranscriptPage,
+    WebhookDelivery,
 )
 from parley.core.statuses import MessageKind, MessageStatus
 
@@ -56,6 +59,7 @@ class Store(Protocol):
         answer_interrupts: bool = False,
         max_unfinished: int | None = None,
         answerer: Answerer | None = None,
+        callback_url: str | None = None,
     ) -> MessageRecord:
         """Record a message as ``queued`` (creating the session when ``session_id`` is None).
 
@@ -66,7 +70,8 @@ class Store(Protocol):
         ``SessionInterrupted`` — unless ``answer_interrupts``, when it claims the oldest interrupt the user
         may answer and becomes a resume whose value is its text, the interrupt recording ``answerer``.
         With ``max_unfinished``, a session that already holds that many messages not yet ended refuses
-        another (``QueueFull``).
+        another (``QueueFull``). With a ``callback_url`` (checked by the caller), the message's outcome is
+        put in the webhook outbox by the transaction that ends it.
         """
 
     async def accept_resume(
@@ -80,6 +85,7 @@ class Store(Protocol):
         idempotency_key: str | None = None,
         answerer: Answerer | None = None,
         reviews_only: bool = False,
+        callback_url: str | None = None,
     ) -> MessageRecord:
         """Record a resume message as ``queued``, claiming the pending interrupt it answers.
 
@@ -136,6 +142,12 @@ class Store(Protocol):
 
     async def get_message(self, *, message_id: str, user_id: str, operator: bool = False) -> MessageRecord:
         """The message, if it belongs to ``user_id`` (any message, for an operator); else ``NotFound``."""
+
+    async def list_deliveries(
+        self, *, message_id: str, user_id: str, operator: bool = False
+    ) -> list[DeliveryView]:
+        """The message's webhook deliveries with their attempts, if the message is ``user_id``'s (any
+        message, for an operator); else ``NotFound``."""
 
     async def next_pending(self, *, session_id: str) -> PendingHead:
         """The session's oldest message not yet in a terminal status, and whether there are more."""
@@ -245,6 +257,29 @@ class Store(Protocol):
         Activity is what moves a session's ``updated_at``: a message accepted, a turn ended, a queued
         message cancelled.
         """
+
+
+class Outbox(Protocol):
+    """The webhook deliveries waiting to be sent, for the process that sends them."""
+
+    async def claim(
+        self, *, owner: str, now: datetime, lease_seconds: float, limit: int
+    ) -> list[WebhookDelivery]:
+        """Up to ``limit`` deliveries that are due and not leased by another live process, leased to
+        ``owner`` for ``lease_seconds``; each one's ``attempts`` already counts the attempt about to be
+        made. Processes claiming at once get different rows."""
+
+    async def record_attempt(
+        self, *, delivery: WebhookDelivery, attempt: DeliveryAttempt, next_attempt_at: datetime | None
+    ) -> None:
+        """Keep the attempt; the delivery ends (``delivered``, ``failed``) or is due again at
+        ``next_attempt_at`` (``retry``), unleased."""
+
+    async def release(self, *, owner: str, delivery_ids: list[str]) -> None:
+        """Let go of ``owner``'s leases on deliveries it did not send (it is stopping)."""
+
+    async def prune(self, *, finished_before: datetime) -> int:
+        """Delete deliveries that ended before ``finished_before``, with their attempts; how many."""
 
 
 class CheckpointPruner(Protocol):

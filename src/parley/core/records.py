@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from parley.core.auth import Answerer
 from parley.core.statuses import MessageKind, MessageStatus, SessionStatus, session_status
 from parley.core.titles import title_of
 
@@ -36,6 +37,8 @@ class MessageRecord:
     """A cancel was asked for while the turn ran (possibly in another process)."""
     event_seq: int = 0
     """The id of the message's latest stored event (0: none yet); see ``Store.append_events``."""
+    callback_url: str | None = None
+    """Where the message's outcome is posted when it ends (a completion webhook); None: nowhere."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +234,8 @@ class ApiKey:
     user_id: str | None
     created_at: datetime
     revoked_at: datetime | None = None
+    callback_url: str | None = None
+    """The completion webhook of messages posted with this key that name none themselves."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,8 +246,47 @@ class InterruptView:
     status: str
     answered_at: datetime | None = None
     answered_message_id: str | None = None
-    answered_via: str | None = None
-    answered_role: str | None = None
-    answered_key_id: str | None = None
-    answered_key_name: str | None = None
-    answered_user_id: str | None = None
+    answerer: Answerer | None = None
+    """As the claim recorded it; None while nobody has answered."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """A message's completion webhook: one row of the outbox (``parley_webhook_deliveries``)."""
+
+    delivery_id: str
+    """The ``webhook-id`` header, the same on every attempt, so a receiver can drop repeats."""
+    message_id: str
+    session_id: str
+    user_id: str
+    url: str
+    status: str
+    """``pending`` (to be sent, or sent again), ``delivered`` or ``failed`` (given up)."""
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    """One try at sending a delivery, as it is kept."""
+
+    attempt: int
+    started_at: datetime
+    duration_ms: float
+    outcome: str
+    """``delivered``, ``retry`` (to be tried again) or ``failed`` (not tried again)."""
+    status_code: int | None = None
+    error: str | None = None
+    response_excerpt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    """A delivery with its attempts, oldest first (``GET /v1/messages/{id}/deliveries``)."""
+
+    delivery: WebhookDelivery
+    attempts: list[DeliveryAttempt] = field(default_factory=list)

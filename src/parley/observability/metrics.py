@@ -107,6 +107,18 @@ class Metrics:
             buckets=_HTTP_BUCKETS,
             registry=registry,
         )
+        self.webhook_attempts = Counter(
+            "parley_webhook_attempts",
+            "Webhook delivery attempts made by this process, by outcome (delivered, retry, failed).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.webhook_delay_seconds = Histogram(
+            "parley_webhook_delivery_delay_seconds",
+            "From a message's end to its webhook's delivery (the receiver's 2xx), retries included.",
+            buckets=_QUEUED_BUCKETS,
+            registry=registry,
+        )
         self._request_counters: dict[tuple[str, str, str], Counter] = {}
         self._request_timers: dict[tuple[str, str], Histogram] = {}
         self._outcomes: dict[str, tuple[Counter, Histogram]] = {}
@@ -160,6 +172,15 @@ class Metrics:
             self._calls_failed.inc(observer.errors)
             self._tokens_in.inc(observer.input_tokens)
             self._tokens_out.inc(observer.output_tokens)
+
+    def webhook_attempted(self, *, outcome: str, delay_seconds: float | None) -> None:
+        """One delivery attempt; with ``delay_seconds`` (it was delivered), how long after its message
+        ended."""
+        if not self.enabled:
+            return
+        self.webhook_attempts.labels(outcome).inc()
+        if delay_seconds is not None:
+            self.webhook_delay_seconds.observe(max(delay_seconds, 0.0))
 
     async def refresh_backlog(self, store: Store) -> None:
         """Read the queued and pending-interrupt counts from storage once."""

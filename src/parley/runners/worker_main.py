@@ -11,9 +11,15 @@ from contextlib import AsyncExitStack
 
 from opentelemetry.sdk.trace import TracerProvider
 
-from parley.assembly import build_executor, hold_runner_lock, open_journal, open_retention
+from parley.assembly import (
+    build_executor,
+    hold_runner_lock,
+    open_deliverer,
+    open_journal,
+    open_retention,
+)
 from parley.core.events import EventBus
-from parley.observability.exposition import refresh_backlog, serve_metrics
+from parley.observability.exposition import expose_metrics
 from parley.observability.metrics import Metrics
 from parley.observability.tracing import Tracing
 from parley.observability.turns import TurnInstruments
@@ -50,8 +56,7 @@ async def run_worker(
             loop.add_signal_handler(sig, stop.set)
     metrics = Metrics(enabled=settings.metrics_enabled) if metrics is None else metrics
     async with AsyncExitStack() as stack:
-        tracing = Tracing(tracer_provider) if tracer_provider is not None else Tracing.from_environment()
-        stack.callback(tracing.shutdown)
+        tracing = Tracing.opened(stack, tracer_provider)
         storage = await open_storage(settings, stack)
         await hold_runner_lock(settings, stack, worker=True)
         bus = EventBus()
@@ -63,10 +68,8 @@ async def run_worker(
         app = queue_app(settings.database_url, pool_size=settings.database_pool_size)
         turns = TurnTasks(executor)
         metrics.count_running(lambda: len(turns))
-        if metrics.enabled:
-            await refresh_backlog(metrics, storage.store, every=settings.metrics_refresh_seconds, stack=stack)
-            if (bind := settings.metrics_bind) is not None:
-                serve_metrics(metrics, host=bind[0], port=bind[1], stack=stack)
+        await expose_metrics(metrics, store=storage.store, settings=settings, stack=stack)
+        await open_deliverer(settings, storage, stack, metrics=metrics)
         worker = QueueWorker(
             app=app,
             store=storage.store,

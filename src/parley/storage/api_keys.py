@@ -9,7 +9,7 @@ from parley.core.timestamps import format_timestamp
 from parley.storage.db import Row, Tx
 from parley.storage.rows import parse_time
 
-_COLUMNS = "key_id, secret_hash, name, role, user_id, created_at, revoked_at"
+_COLUMNS = "key_id, secret_hash, name, role, user_id, created_at, revoked_at, callback_url"
 
 
 def _key(row: Row) -> ApiKey:
@@ -23,14 +23,23 @@ def _key(row: Row) -> ApiKey:
         user_id=row["user_id"],
         created_at=created,
         revoked_at=parse_time(row["revoked_at"]),
+        callback_url=row["callback_url"],
     )
 
 
 async def insert(tx: Tx, *, key: ApiKey) -> None:
     """Store a new key's row."""
     await tx.execute(
-        f"INSERT INTO parley_api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL)",
-        (key.key_id, key.secret_hash, key.name, key.role, key.user_id, format_timestamp(key.created_at)),
+        f"INSERT INTO parley_api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+        (
+            key.key_id,
+            key.secret_hash,
+            key.name,
+            key.role,
+            key.user_id,
+            format_timestamp(key.created_at),
+            key.callback_url,
+        ),
     )
 
 

@@ -24,10 +24,14 @@ class Dialect:
     for_update: str
     """Appended to a SELECT that must lock the rows it reads until the transaction ends. SQLite needs
     nothing: a write transaction (``BEGIN IMMEDIATE``) already excludes every other writer."""
+    skip_locked: str = ""
+    """Appended to a SELECT that claims rows for this process: it locks them, passing over those another
+    transaction holds, so that several processes claiming at once each get rows of their own (PostgreSQL's
+    ``FOR UPDATE SKIP LOCKED``). SQLite's writers already take turns."""
 
 
 SQLITE = Dialect(name="sqlite", for_update="")
-POSTGRES = Dialect(name="postgres", for_update=" FOR UPDATE")
+POSTGRES = Dialect(name="postgres", for_update=" FOR UPDATE", skip_locked=" FOR UPDATE SKIP LOCKED")
 
 
 class Duplicate(Exception):

@@ -160,29 +160,49 @@ async def queue(
     return [rows.interrupt(r) for r in found]
 
 
+_VIEW_COLUMNS = ", ".join(
+    f"i.{column.strip()}"
+    for column in (
+        *rows.INTERRUPT_COLUMNS.split(","),
+        "status",
+        "answered_by",
+        "answered_at",
+        "answered_via",
+        "answered_role",
+        "answered_key_id",
+        "answered_key_name",
+        "answered_user_id",
+    )
+)
+"""What ``view`` reads: the interrupt's row as the queue reads it, and what its claim recorded."""
+
+
 async def view(tx: Tx, *, interrupt_id: str, user_id: str, operator: bool) -> InterruptView | None:
     """The interrupt (any status) with who answered it, if the caller may see it: one of the user's
     sessions, or any for an operator. Interrupt ids are unique in practice (LangGraph derives them from
     the task); should two sessions share one, the newest is the one shown."""
     owner = "" if operator else " AND s.user_id = ?"
     row = await tx.one(
-        f"SELECT {', '.join('i.' + c.strip() for c in rows.INTERRUPT_COLUMNS.split(','))}, i.status, "
-        "i.answered_by, i.answered_at, i.answered_via, i.answered_role, i.answered_key_id, "
-        "i.answered_key_name, i.answered_user_id "
-        "FROM parley_interrupts i JOIN parley_sessions s ON s.session_id = i.session_id "
+        f"SELECT {_VIEW_COLUMNS} FROM parley_interrupts i "
+        "JOIN parley_sessions s ON s.session_id = i.session_id "
         f"WHERE i.interrupt_id = ?{owner} ORDER BY i.created_at DESC LIMIT 1",
         (interrupt_id,) if operator else (interrupt_id, user_id),
     )
     if row is None:
         return None
+    answerer = None
+    if row["answered_via"] is not None:
+        answerer = Answerer(
+            via=row["answered_via"],
+            role=row["answered_role"] or "user",
+            key_id=row["answered_key_id"],
+            key_name=row["answered_key_name"],
+            user_id=row["answered_user_id"],
+        )
     return InterruptView(
         interrupt=rows.interrupt(row),
         status=str(row["status"]),
         answered_at=rows.parse_time(row["answered_at"]),
         answered_message_id=row["answered_by"],
-        answered_via=row["answered_via"],
-        answered_role=row["answered_role"],
-        answered_key_id=row["answered_key_id"],
-        answered_key_name=row["answered_key_name"],
-        answered_user_id=row["answered_user_id"],
+        answerer=answerer,
     )

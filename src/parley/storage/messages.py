@@ -15,7 +15,7 @@ from parley.core.errors import ActionPerformed, InvalidInput, TurnCancelled
 from parley.core.events import closing_events
 from parley.core.records import Backlog, MessageRecord
 from parley.core.statuses import CANCELLED_ERROR, MessageKind, MessageStatus
-from parley.storage import message_events, rows
+from parley.storage import message_events, rows, webhooks
 from parley.storage.db import Tx
 
 
@@ -73,12 +73,13 @@ async def insert(
     actor: str | None,
     now: str,
     message_id: str | None = None,
+    callback_url: str | None = None,
 ) -> MessageRecord:
     """A new ``queued`` message (its ``seq`` is its place in the arrival order)."""
     row = await tx.one(
         "INSERT INTO parley_messages (message_id, session_id, user_id, kind, content, resume, status, "
-        "created_at, updated_at, idempotency_key, request_hash, actor) "
-        f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {rows.MESSAGE_COLUMNS}",
+        "created_at, updated_at, idempotency_key, request_hash, actor, callback_url) "
+        f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {rows.MESSAGE_COLUMNS}",
         (
             message_id or str(uuid.uuid4()),
             session_id,
@@ -92,6 +93,7 @@ async def insert(
             idempotency_key,
             request_hash,
             actor,
+            callback_url,
         ),
     )
     assert row is not None
@@ -178,10 +180,18 @@ async def cancel_if_queued(tx: Tx, *, message_id: str, now: str) -> MessageRecor
         (now, now, json.dumps(CANCELLED_ERROR), len(closing), message_id),
     )
     if record is not None:
-        await message_events.insert_run(
-            tx, message_id=message_id, last=record.event_seq, events=closing, now=now
-        )
+        await _ended(tx, record=record, closing=closing, now=now)
     return record
+
+
+async def _ended(tx: Tx, *, record: MessageRecord, closing: list[tuple[str, Any]], now: str) -> None:
+    """What every move to a terminal status writes with it: the closing events and, for a message with a
+    ``callback_url``, its webhook's outbox row — in the same transaction, so neither can be lost."""
+    await message_events.insert_run(
+        tx, message_id=record.message_id, last=record.event_seq, events=closing, now=now
+    )
+    if record.callback_url is not None:
+        await webhooks.enqueue(tx, message=record, now=now)
 
 
 async def mark_cancel_requested(tx: Tx, *, message_id: str, now: str) -> MessageRecord | None:
@@ -256,7 +266,5 @@ async def finish(
         ),
     )
     if record is not None:
-        await message_events.insert_run(
-            tx, message_id=message_id, last=record.event_seq, events=closing, now=now
-        )
+        await _ended(tx, record=record, closing=closing, now=now)
     return record

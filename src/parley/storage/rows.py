@@ -15,7 +15,8 @@ PENDING_SQL = "(" + ", ".join(f"'{s.value}'" for s in sorted(PENDING_STATUSES)) 
 
 MESSAGE_COLUMNS = (
     "message_id, session_id, user_id, seq, kind, content, resume, status, reply, interrupt, error, "
-    "attempts, created_at, updated_at, started_at, finished_at, actor, usage, cancel_requested_at, event_seq"
+    "attempts, created_at, updated_at, started_at, finished_at, actor, usage, cancel_requested_at, "
+    "event_seq, callback_url"
 )
 INTERRUPT_COLUMNS = "interrupt_id, session_id, message_id, user_id, kind, value, created_at"
 
@@ -62,6 +63,7 @@ def message(row: Row) -> MessageRecord:
         usage=loads(row["usage"]),
         cancel_requested=row["cancel_requested_at"] is not None,
         event_seq=int(row["event_seq"]),
+        callback_url=row["callback_url"],
     )
 
 

@@ -9,7 +9,7 @@ from parley.core.errors import NotFound
 from parley.core.records import SessionPage, SessionPosition, SessionRecord, SessionSummary
 from parley.core.statuses import MessageStatus
 from parley.core.titles import TITLE_SOURCE_CHARS
-from parley.storage import interrupts, rows
+from parley.storage import interrupts, rows, webhooks
 from parley.storage.db import Row, Tx
 
 
@@ -141,6 +141,7 @@ def _summary(row: Row) -> SessionSummary:
 
 async def delete(tx: Tx, *, session_id: str) -> None:
     """Remove the session's rows in every table of Parley's."""
+    await webhooks.delete_session(tx, session_id=session_id)
     for table in ("parley_interrupts", "parley_actions", "parley_transcript", "parley_messages"):
         await tx.execute(f"DELETE FROM {table} WHERE session_id = ?", (session_id,))
     await tx.execute("DELETE FROM parley_sessions WHERE session_id = ?", (session_id,))

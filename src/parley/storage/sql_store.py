@@ -20,6 +20,7 @@ from parley.core.records import (
     ApiKey,
     Backlog,
     BranchMarks,
+    DeliveryView,
     InterruptView,
     MessageRecord,
     PendingHead,
@@ -31,10 +32,26 @@ from parley.core.records import (
 )
 from parley.core.statuses import MessageKind, MessageStatus
 from parley.core.timestamps import format_timestamp, utc_now
-from parley.storage import actions, api_keys, interrupts, message_events, messages, rows, sessions, transcript
+from parley.storage import (
+    actions,
+    api_keys,
+    interrupts,
+    message_events,
+    messages,
+    rows,
+    sessions,
+    transcript,
+    webhooks,
+)
 from parley.storage.db import Database, Duplicate, Tx
 
 T = TypeVar("T")
+
+
+def _callback(url: str | None) -> tuple[str, ...]:
+    # Part of what an idempotent repeat must match, when there is one; without one, the fingerprint is
+    # the one earlier releases stored.
+    return () if url is None else (url,)
 
 
 class SqlStore:
@@ -42,6 +59,19 @@ class SqlStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._delivery_listeners: list[Callable[[], None]] = []
+
+    def on_delivery_recorded(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after each commit that put a webhook delivery in the outbox (a message with a
+        ``callback_url`` ended), so that this process's deliverer sends it at once instead of at its next
+        look."""
+        self._delivery_listeners.append(listener)
+
+    def _ended(self, record: MessageRecord | None) -> MessageRecord | None:
+        if record is not None and record.callback_url is not None:
+            for listener in self._delivery_listeners:
+                listener()
+        return record
 
     @property
     def db(self) -> Database:
@@ -102,10 +132,11 @@ class SqlStore:
         answer_interrupts: bool = False,
         max_unfinished: int | None = None,
         answerer: Answerer | None = None,
+        callback_url: str | None = None,
     ) -> MessageRecord:
         """See ``Store.accept_message``."""
         resume_json = rows.dumps(resume)
-        fingerprint = messages.request_hash(session_id, content, kind, resume_json)
+        fingerprint = messages.request_hash(session_id, content, kind, resume_json, *_callback(callback_url))
 
         async def _tx(tx: Tx) -> MessageRecord:
             if idempotency_key is not None:
@@ -151,6 +182,7 @@ class SqlStore:
                 request_hash=fingerprint,
                 actor=None,
                 now=now,
+                callback_url=callback_url,
             )
             if target is not None:
                 await interrupts.claim(
@@ -186,10 +218,13 @@ class SqlStore:
         idempotency_key: str | None = None,
         answerer: Answerer | None = None,
         reviews_only: bool = False,
+        callback_url: str | None = None,
     ) -> MessageRecord:
         """See ``Store.accept_resume``."""
         resume_json = rows.dumps({"interrupt_id": interrupt_id, "value": value})
-        fingerprint = messages.request_hash(session_id, None, MessageKind.RESUME, resume_json)
+        fingerprint = messages.request_hash(
+            session_id, None, MessageKind.RESUME, resume_json, *_callback(callback_url)
+        )
         # Rows are the session owner's; an operator's keys are kept apart from the owner's own.
         key = None if idempotency_key is None else f"resume:{user_id}:{idempotency_key}"
 
@@ -222,6 +257,7 @@ class SqlStore:
                 request_hash=fingerprint,
                 actor=user_id,
                 now=now,
+                callback_url=callback_url,
             )
             await interrupts.claim(
                 tx,
@@ -311,6 +347,18 @@ class SqlStore:
             raise NotFound(f"Message {message_id} not found.")
         return record
 
+    async def list_deliveries(
+        self, *, message_id: str, user_id: str, operator: bool = False
+    ) -> list[DeliveryView]:
+        """See ``Store.list_deliveries``."""
+
+        async def _q(tx: Tx) -> list[DeliveryView]:
+            if await messages.get(tx, message_id=message_id, user_id=None if operator else user_id) is None:
+                raise NotFound(f"Message {message_id} not found.")
+            return await webhooks.of_message(tx, message_id=message_id)
+
+        return await self._read(_q)
+
     async def next_pending(self, *, session_id: str) -> PendingHead:
         """See ``Store.next_pending``."""
         head, more = await self._one_statement(lambda tx: messages.pending_head(tx, session_id=session_id))
@@ -352,7 +400,7 @@ class SqlStore:
             await sessions.touch(tx, session_id=cancelled.session_id, now=now)
             return cancelled
 
-        return await self._write(_tx)
+        return self._ended(await self._write(_tx))
 
     async def mark_cancel_requested(self, *, message_id: str) -> MessageRecord | None:
         """See ``Store.mark_cancel_requested``."""
@@ -418,7 +466,7 @@ class SqlStore:
             await sessions.touch(tx, session_id=record.session_id, now=now)
             return record
 
-        return await self._write(_tx)
+        return self._ended(await self._write(_tx))
 
     async def finish_rewind(
         self,
@@ -474,7 +522,7 @@ class SqlStore:
             await sessions.touch(tx, session_id=record.session_id, now=now)
             return record
 
-        return await self._write(_tx)
+        return self._ended(await self._write(_tx))
 
     async def has_pending(self, *, session_id: str) -> bool:
         """See ``Store.has_pending``."""

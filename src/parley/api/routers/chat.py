@@ -16,11 +16,12 @@ from parley.api.event_stream import (
 )
 from parley.api.json_body import JsonRoute
 from parley.api.schemas import ChatRequest, MessageOut, Problem
-from parley.core.auth import Action, answerer_of
+from parley.core.auth import Action, Principal, answerer_of
 from parley.core.errors import InvalidInput
 from parley.core.messages import submit_chat, wait_for_terminal
 from parley.core.records import MessageRecord
 from parley.settings import BusyPolicy, Settings
+from parley.webhooks.destinations import DestinationPolicy, RefusedDestination
 
 router = APIRouter(prefix="/v1", tags=["chat"], route_class=JsonRoute, dependencies=[Authenticated])
 
@@ -48,6 +49,20 @@ def resolve_wait(*, requested: float | None, prefer: str | None, settings: Setti
     if requested is None:
         return settings.default_wait
     return requested
+
+
+def callback_url_of(requested: str | None, *, principal: Principal, policy: DestinationPolicy) -> str | None:
+    """The message's completion webhook: the body's ``callback_url``, else the key's default — refused
+    (``422``, nothing stored) unless the policy allows it."""
+    url = requested if requested is not None else principal.callback_url
+    if url is None:
+        return None
+    try:
+        policy.check_url(url)
+    except RefusedDestination as exc:
+        whose = "" if requested is not None else "the API key's default callback_url: "
+        raise InvalidInput(f"{whose}{exc}", loc=["body", "callback_url"]) from exc
+    return url
 
 
 def message_response(record: MessageRecord, *, operator: bool, prefer_async: bool) -> Response:
@@ -106,6 +121,7 @@ async def post_chat(
             f"must be at most {settings.max_message_chars} characters", loc=["body", "message"]
         )
     wait = resolve_wait(requested=body.wait, prefer=prefer, settings=settings)
+    callback_url = callback_url_of(body.callback_url, principal=principal, policy=services.webhooks)
     record = await submit_chat(
         store=services.store,
         runner=services.runner,
@@ -117,6 +133,7 @@ async def post_chat(
         answer_interrupts=settings.chat_while_interrupted == "answer",
         max_unfinished=settings.max_queued_per_session,
         answerer=answerer_of(principal, user_id=user_id),
+        callback_url=callback_url,
     )
     services.tracing.accepted(record.message_id)  # its turn's span continues this request's trace
     if wants_event_stream(request):

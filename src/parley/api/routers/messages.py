@@ -10,7 +10,7 @@ from sse_starlette import EventSourceResponse
 from parley.api.auth import Authenticated, PrincipalDep
 from parley.api.deps import USER_ID_HEADER, ServicesDep, UserIdHeader, ViewerDep, acting_user_id
 from parley.api.event_stream import STREAM_RESPONSE, LastEventId, event_stream_response
-from parley.api.schemas import ID_PATTERN, MessageOut, Problem
+from parley.api.schemas import ID_PATTERN, DeliveriesOut, DeliveryOut, MessageOut, Problem
 from parley.core.auth import Action
 from parley.core.messages import cancel_message
 
@@ -35,6 +35,23 @@ async def get_message(
         message_id=message_id, user_id=viewer.user_id, operator=viewer.operator
     )
     return MessageOut.of(record, operator=viewer.operator)
+
+
+@router.get(
+    "/{message_id}/deliveries",
+    response_model=DeliveriesOut,
+    responses={404: {"model": Problem}, 422: {"model": Problem}},
+    summary="The message's completion webhook: each attempt's time, status code and error",
+)
+async def get_deliveries(
+    services: ServicesDep,
+    viewer: ViewerDep,
+    message_id: MessageId,
+) -> DeliveriesOut:
+    views = await services.store.list_deliveries(
+        message_id=message_id, user_id=viewer.user_id, operator=viewer.operator
+    )
+    return DeliveriesOut(items=[DeliveryOut.of(view) for view in views])
 
 
 @router.get(

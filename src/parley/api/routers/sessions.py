@@ -24,7 +24,7 @@ from parley.api.event_stream import (
     wants_event_stream,
 )
 from parley.api.json_body import JsonRoute
-from parley.api.routers.chat import message_response, resolve_wait
+from parley.api.routers.chat import callback_url_of, message_response, resolve_wait
 from parley.api.schemas import (
     ID_PATTERN,
     CheckpointItem,
@@ -182,6 +182,7 @@ async def post_resume(
     operator = caller.sees_all
     wait = resolve_wait(requested=body.wait, prefer=prefer, settings=services.settings)
     _check_value(body.value, settings=services.settings)
+    callback_url = callback_url_of(body.callback_url, principal=caller, policy=services.webhooks)
     record = await resume_session(
         store=services.store,
         runner=services.runner,
@@ -193,6 +194,7 @@ async def post_resume(
         idempotency_key=idempotency_key,
         answerer=answerer_of(caller, user_id=answering_for),
         reviews_only=answers_reviews_only(caller),
+        callback_url=callback_url,
     )
     services.tracing.accepted(record.message_id)  # its turn's span continues this request's trace
     if wants_event_stream(request):
