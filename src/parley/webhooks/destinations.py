@@ -18,7 +18,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import httpx
+from yarl import URL
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -35,9 +35,10 @@ class RefusedDestination(ValueError):
 class Destination:
     """A callback URL that passed ``check_url``."""
 
-    url: httpx.URL
+    url: URL
+    """Parsed by yarl, as aiohttp, which sends it, parses it: no second parser to disagree with the check."""
     host: str
-    """Lower-case host name, or the address literal (IPv6 without brackets)."""
+    """Lower-case host name (IDNA-encoded), or the address literal (IPv6 without brackets)."""
     port: int
     literal: IpAddress | None
     """The address, when the URL names one rather than a host name."""
@@ -125,18 +126,20 @@ class DestinationPolicy:
         if len(text) > MAX_URL_CHARS:
             raise RefusedDestination(f"must be at most {MAX_URL_CHARS} characters")
         try:
-            url = httpx.URL(text)
-        except (httpx.InvalidURL, ValueError) as exc:
+            url = URL(text)
+        except ValueError as exc:
+            if "port" in str(exc).lower():
+                raise RefusedDestination("must have a port from 1 to 65535") from exc
             raise RefusedDestination("must be an absolute http or https URL") from exc
-        if url.scheme not in ("http", "https") or not url.host:
+        if url.scheme not in ("http", "https") or not url.raw_host or not url.is_absolute():
             raise RefusedDestination("must be an absolute http or https URL")
-        if url.userinfo:
+        if url.raw_user is not None or url.raw_password is not None:
             raise RefusedDestination("must not carry a user name or password")
-        if url.fragment:
+        if url.raw_fragment:
             raise RefusedDestination("must not have a fragment (#…)")
-        host = url.host.lower().rstrip(".")
-        port = url.port or (443 if url.scheme == "https" else 80)
-        if not 0 < port <= 65535:
+        host = url.raw_host.lower().rstrip(".")
+        port = url.port
+        if port is None or not 0 < port <= 65535:
             raise RefusedDestination("must have a port from 1 to 65535")
         literal = _address(host)
         if literal is not None:
@@ -150,15 +153,12 @@ class DestinationPolicy:
             return Destination(url=url, host=host, port=port, literal=None)
         raise RefusedDestination(f"the host {host} is not in PARLEY_WEBHOOK_ALLOWED_HOSTS")
 
-    async def resolve(self, destination: Destination) -> IpAddress:
-        """The address to connect to: the literal, or the first the name resolves to — once every address
-        it resolves to passed ``check_address``. ``RefusedDestination`` otherwise; ``OSError`` if the name
-        does not resolve."""
-        if destination.literal is not None:
-            self.check_address(destination.literal)
-            return destination.literal
+    async def resolve(self, host: str, port: int) -> list[IpAddress]:
+        """The addresses ``host`` resolves to, once every one of them passed ``check_address``;
+        ``RefusedDestination`` otherwise, ``OSError`` if the name does not resolve."""
+        host = host.rstrip(".")
         infos = await asyncio.get_running_loop().getaddrinfo(
-            destination.host, destination.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
         )
         addresses: list[IpAddress] = []
         for info in infos:
@@ -166,10 +166,10 @@ class DestinationPolicy:
             if found is not None and found not in addresses:
                 addresses.append(found)
         if not addresses:
-            raise OSError(f"{destination.host} resolved to no address")
+            raise OSError(f"{host} resolved to no address")
         for address in addresses:
             try:
                 self.check_address(address)
             except RefusedDestination as exc:
-                raise RefusedDestination(f"{destination.host} resolves to {exc}") from exc
-        return addresses[0]
+                raise RefusedDestination(f"{host} resolves to {exc}") from exc
+        return addresses

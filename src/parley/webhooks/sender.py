@@ -1,20 +1,26 @@
-"""One HTTP attempt at a delivery: check the destination again, connect to the address that was checked,
-post the signed body, and say what came of it.
+"""One HTTP attempt at a delivery: check the destination again, post the signed body, say what came of it.
+
+The connection goes only to addresses the policy checked: aiohttp asks ``_CheckedResolver`` for a host
+name's addresses, and it hands back only those that passed (or refuses the lot), so nothing can re-point the
+name between the check and the connection; an address literal was checked with the URL. No proxy from
+the environment, no cookies kept between receivers, no redirects followed.
 
 What is retried: no answer (a connection refused or reset, a timeout, a name that does not resolve) and
 the answers that mean "later" — ``408``, ``429`` and ``5xx``. What is not: any other ``4xx``, a redirect
-(never followed: a receiver could point it inside the network), and a destination the policy refuses.
+(a receiver could point it inside the network), and a destination the policy refuses.
 """
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Literal
 
-import httpx
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from parley import __version__
 from parley.webhooks.destinations import DestinationPolicy, RefusedDestination
@@ -40,6 +46,32 @@ class SendResult:
     """Seconds the receiver asked to wait (``Retry-After`` on a ``429`` or ``503``)."""
 
 
+class _CheckedResolver(AbstractResolver):
+    """aiohttp's resolver hook: a name's addresses, every one checked by the policy."""
+
+    def __init__(self, policy: DestinationPolicy) -> None:
+        self._policy = policy
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        addresses = await self._policy.resolve(host, port)
+        return [
+            {
+                "hostname": host,
+                "host": str(address),
+                "port": port,
+                "family": socket.AF_INET6 if address.version == 6 else socket.AF_INET,
+                "proto": socket.IPPROTO_TCP,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for address in addresses
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -62,7 +94,8 @@ def _error(prefix: str, exc: BaseException) -> str:
 
 
 class Sender:
-    """Posts deliveries; one per process, sharing one connection pool."""
+    """Posts deliveries; one per process, sharing one connection pool. Built and closed in the event loop
+    that uses it."""
 
     def __init__(
         self,
@@ -75,18 +108,20 @@ class Sender:
         self._policy = policy
         self._signer = signer
         self._timeout = timeout_seconds
-        # trust_env=False: a proxy from the environment would send the request somewhere the policy never
-        # checked. Redirects are answers, not instructions.
-        self._client = httpx.AsyncClient(
-            follow_redirects=False,
+        self._session = aiohttp.ClientSession(
+            # Resolved anew for each new connection, so that the check sees what DNS says now.
+            connector=aiohttp.TCPConnector(
+                limit=max_connections, resolver=_CheckedResolver(policy), use_dns_cache=False
+            ),
+            timeout=aiohttp.ClientTimeout(total=timeout_seconds),
             trust_env=False,
-            timeout=httpx.Timeout(timeout_seconds),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            headers={"user-agent": f"Parley-Webhooks/{__version__}"},
         )
 
     async def close(self) -> None:
         """Close the connection pool."""
-        await self._client.aclose()
+        await self._session.close()
 
     async def send(self, *, url: str, webhook_id: str, body: bytes) -> SendResult:
         """One attempt at posting ``body`` to ``url``."""
@@ -98,32 +133,28 @@ class Sender:
         try:
             # Checked again: the list may have changed since the message was posted.
             destination = self._policy.check_url(url)
-            address = await self._policy.resolve(destination)
         except RefusedDestination as exc:
             return SendResult("failed", took(), error=f"refused: {exc}"[:_ERROR_CHARS])
-        except OSError as exc:
-            return SendResult("retry", took(), error=_error(f"could not resolve {url}", exc))
-        # To the address that was checked, naming the host as the URL does (Host header, TLS server name).
-        target = destination.url.copy_with(host=str(address))
         headers = {
-            "host": destination.url.netloc.decode("ascii"),
             "content-type": "application/json",
-            "user-agent": f"Parley-Webhooks/{__version__}",
             **self._signer.headers(webhook_id=webhook_id, body=body, at=datetime.now(UTC)),
         }
-        extensions: dict[str, Any] = {}
-        if destination.url.scheme == "https" and destination.literal is None:
-            extensions["sni_hostname"] = destination.host
         try:
-            async with self._client.stream(
-                "POST", target, content=body, headers=headers, extensions=extensions
+            async with self._session.post(
+                destination.url, data=body, headers=headers, allow_redirects=False
             ) as response:
-                excerpt = await _excerpt(response)
-        except httpx.TimeoutException as exc:
+                status = response.status
+                retry_after = _retry_after(response.headers.get("retry-after"))
+                raw = await response.content.read(_READ_BYTES)
+        except RefusedDestination as exc:
+            return SendResult("failed", took(), error=f"refused: {exc}"[:_ERROR_CHARS])
+        except aiohttp.ClientConnectorDNSError as exc:
+            return SendResult("retry", took(), error=_error("could not resolve the host", exc.os_error))
+        except TimeoutError as exc:
             return SendResult("retry", took(), error=_error(f"timed out after {self._timeout:g} s", exc))
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             return SendResult("retry", took(), error=_error("connection failed", exc))
-        status = response.status_code
+        excerpt = raw.decode("utf-8", errors="replace")[:EXCERPT_CHARS] if raw else None
         if 200 <= status < 300:
             return SendResult("delivered", took(), status_code=status, response_excerpt=excerpt)
         if status in _RETRIED_STATUSES or status >= 500:
@@ -133,21 +164,9 @@ class Sender:
                 status_code=status,
                 error=f"HTTP {status}",
                 response_excerpt=excerpt,
-                retry_after=_retry_after(response.headers.get("retry-after")),
+                retry_after=retry_after,
             )
         reason = "a redirect, not followed" if 300 <= status < 400 else "not retried"
         return SendResult(
             "failed", took(), status_code=status, error=f"HTTP {status}: {reason}", response_excerpt=excerpt
         )
-
-
-async def _excerpt(response: httpx.Response) -> str | None:
-    """The start of the response body, for the record — read no further than that."""
-    data = b""
-    async for chunk in response.aiter_bytes():
-        data += chunk
-        if len(data) >= _READ_BYTES:
-            break
-    if not data:
-        return None
-    return data[:_READ_BYTES].decode("utf-8", errors="replace")[:EXCERPT_CHARS]
