@@ -147,7 +147,9 @@ def main() -> None:
             f"[target p50 < 20 ms] (the inline 200 on the same turns: p50 {r['inline_p50_ms']:.2f} ms, "
             f"{r['webhook_over_inline_p50']:.2f}x); {r['deliveries_per_s']} deliveries/s while running "
             f"{r['turns_per_s_with_webhooks']} turns/s, against {r['turns_per_s_without']} turns/s without "
-            f"webhooks in the same run ({r['turn_throughput_ratio']:.3f}x)"
+            f"webhooks in the same run ({r['turn_throughput_ratio']:.3f}x); a backlog of "
+            f"{r['drain_deliveries']:.0f} drained at {r['drain_deliveries_per_s']} deliveries/s "
+            f"({r['drain_over_turns_without']:.2f}x the turns/s)"
         )
 
 

@@ -8,7 +8,9 @@ deliveries a second one ``parley serve`` (SQLite, in-process runner) sends while
 - **Throughput**: turns over many sessions at concurrency 16, in rotating blocks with and without a
   ``callback_url``: turns per second with webhooks against without (the turn throughput of the same run),
   and deliveries per second — deliveries over the time from a block's first request to its last
-  delivery's arrival.
+  delivery's arrival (held to the pace of the turns that make them).
+- **Drain**: the deliverer's own pace — a backlog of deliveries made while the receiver was down, sent
+  once it is up; deliveries per second against the turns per second of the same run.
 
 The receiver (``bench/webhook_sink.py``) is a bare ASGI app under uvicorn in a process of its own,
 answering ``204`` at once. Everything runs on the same two cores.
@@ -49,9 +51,11 @@ def _sink() -> Server:
     )
 
 
-def _parley(workdir: Path) -> Server:
+def _parley(workdir: Path, *, retry_base: str = "5", retry_max: str = "3600", name: str = "parley") -> Server:
     return parley_server(
-        workdir / "parley-webhooks",
+        workdir / name,
+        PARLEY_WEBHOOK_RETRY_BASE_SECONDS=retry_base,
+        PARLEY_WEBHOOK_RETRY_MAX_SECONDS=retry_max,
         PARLEY_WEBHOOK_ALLOWED_HOSTS="127.0.0.1/32",
         PARLEY_WEBHOOK_SECRET="whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
         PARLEY_REVIEW_KEYWORDS="",
@@ -178,6 +182,40 @@ def _measure_throughput(
     return asyncio.run(run())
 
 
+def _measure_drain(workdir: Path, *, messages: int) -> dict[str, float]:
+    """Deliveries a second from a backlog: ``messages`` turns end while the receiver is down (their
+    deliveries wait, retried every 0.1-0.2 s), then it comes up and the time to the last arrival is taken —
+    the deliverer's own pace, not held to the pace of turns."""
+    sink = _sink()  # its port is chosen now; nothing listens there until it is entered
+    parley = _parley(workdir, retry_base="0.1", retry_max="0.2", name="parley-drain")
+    with parley:
+
+        async def post_all() -> None:
+            limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+            async with httpx.AsyncClient(base_url=parley.url, timeout=60, limits=limits) as client:
+                semaphore = asyncio.Semaphore(CONCURRENCY)
+
+                async def one(i: int) -> None:
+                    async with semaphore:
+                        body = {
+                            "user_id": "bench",
+                            "message": f"m{i}",
+                            "callback_url": f"{sink.url}/hooks",
+                            "wait": 30,
+                        }
+                        answer = await client.post("/v1/chat", json=body)
+                        assert answer.status_code == 200, answer.text
+
+                await asyncio.gather(*(one(i) for i in range(messages)))
+
+        asyncio.run(post_all())
+        with sink:
+            up = time.time()
+            arrivals = _arrivals_at_least(sink, messages, within=300)
+    drained = max(arrived for _, arrived, _ in arrivals) - up
+    return {"drain_deliveries": float(messages), "drain_deliveries_per_s": round(messages / drained, 1)}
+
+
 def run(workdir: Path, *, quick: bool = False) -> dict[str, Any]:
     with ExitStack() as stack:
         sink = stack.enter_context(_sink())
@@ -190,4 +228,8 @@ def run(workdir: Path, *, quick: bool = False) -> dict[str, Any]:
             per_block=100 if quick else 250,
             blocks=2 if quick else 4,
         )
-    return {**delay, **throughput, "concurrency": CONCURRENCY}
+    drain = _measure_drain(workdir, messages=200 if quick else 1000)
+    drain["drain_over_turns_without"] = round(
+        drain["drain_deliveries_per_s"] / throughput["turns_per_s_without"], 2
+    )
+    return {**delay, **throughput, **drain, "concurrency": CONCURRENCY}

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -159,3 +160,38 @@ def _keys_create(env: dict[str, str], *args: str) -> subprocess.CompletedProcess
         timeout=120,
         check=False,
     )
+
+
+def test_each_delivery_is_sent_once_whichever_process_ends_it(
+    make_deployment: Callable[..., Deployment],
+) -> None:
+    # With the queue: two API instances and two workers, each with a deliverer looking every 0.2 s.
+    with running_receiver() as receiver:
+        deployment = make_deployment(**_env())
+        urls = deployment.base_urls
+
+        def post(index: int) -> str:
+            with httpx.Client(base_url=urls[index % len(urls)], timeout=30) as client:
+                answer = client.post(
+                    "/v1/chat",
+                    json={
+                        "user_id": "alice",
+                        "message": f"m{index}",
+                        "callback_url": receiver.url,
+                        "wait": 0,
+                    },
+                )
+                assert answer.status_code == 202, answer.text
+                message_id: str = answer.json()["message_id"]
+                return message_id
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            sent = list(pool.map(post, range(40)))
+        wait_until(lambda: receiver.count() >= 40, timeout=60, what="40 deliveries")
+        with httpx.Client(base_url=deployment.api.base_url, timeout=30) as client:
+            delivered = [_wait_for(client, m, lambda d: d["status"] == "delivered") for m in sent]
+    ids = [r.webhook_id for r in receiver.received]
+    assert sorted(ids) == sorted(d["webhook_id"] for d in delivered)
+    assert len(set(ids)) == 40
+    assert all(r.verified for r in receiver.received)
+    assert sorted(r.json["message_id"] for r in receiver.received) == sorted(sent)

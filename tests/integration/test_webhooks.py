@@ -5,10 +5,12 @@ refused before anything is stored or sent."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from parley.storage.webhook_outbox import SqlOutbox
 from tests.conftest import AppHarness
 from tests.e2e.server import free_port
 from tests.waiting import wait_until_async
@@ -188,6 +190,53 @@ async def test_408_and_429_are_retried(harness_factory: Any, make_settings: Any,
         delivery = await _settled(h, sent["message_id"])
         assert [a["status_code"] for a in delivery["attempts"]] == [status, 204]
         assert delivery["status"] == "delivered"
+
+
+async def test_retry_after_is_honoured(harness_factory: Any, make_settings: Any) -> None:
+    # The backoff is at most 0.3 s here; the receiver asks for 1 s.
+    with running_receiver(statuses=[429], headers={"retry-after": "1"}) as receiver:
+        h = await _start(harness_factory, make_settings)
+        sent = (await h.chat(message="hello", callback_url=receiver.url, wait=10)).json()
+        delivery = await _settled(h, sent["message_id"])
+        first, second = (datetime.fromisoformat(a["started_at"]) for a in delivery["attempts"])
+        assert (second - first).total_seconds() >= 1.0
+
+
+async def test_a_delivery_is_given_up_once_its_retry_window_has_passed(
+    harness_factory: Any, make_settings: Any
+) -> None:
+    port = free_port()  # nobody ever listens there
+    h = await _start(harness_factory, make_settings, webhook_retry_hours=1 / 3600)  # one second
+    sent = (await h.chat(message="hello", callback_url=f"http://127.0.0.1:{port}/x", wait=10)).json()
+    delivery = await _settled(h, sent["message_id"])
+    assert delivery["status"] == "failed"
+    assert delivery["last_error"].startswith(f"gave up after {len(delivery['attempts'])} attempts")
+    assert [a["outcome"] for a in delivery["attempts"]][-1] == "failed"
+    assert all(a["outcome"] == "retry" for a in delivery["attempts"][:-1])
+
+
+@pytest.mark.inprocess_only  # the process that sends counts; with the queue that is the worker
+async def test_attempts_and_the_delay_are_counted(harness_factory: Any, make_settings: Any) -> None:
+    with running_receiver(statuses=[500]) as receiver:
+        h = await _start(harness_factory, make_settings)
+        sent = (await h.chat(message="hello", callback_url=receiver.url, wait=10)).json()
+        await _settled(h, sent["message_id"])
+        metrics = (await h.client.get("/metrics")).text
+        assert 'parley_webhook_attempts_total{outcome="retry"} 1.0' in metrics
+        assert 'parley_webhook_attempts_total{outcome="delivered"} 1.0' in metrics
+        assert "parley_webhook_delivery_delay_seconds_count 1.0" in metrics
+
+
+async def test_ended_deliveries_are_pruned(harness_factory: Any, make_settings: Any) -> None:
+    with running_receiver() as receiver:
+        h = await _start(harness_factory, make_settings)
+        sent = (await h.chat(message="hello", callback_url=receiver.url, wait=10)).json()
+        await _settled(h, sent["message_id"])
+        outbox = SqlOutbox(h.services.store.db)  # type: ignore[attr-defined]
+        assert await outbox.prune(finished_before=datetime.now(UTC) - timedelta(minutes=1)) == 0
+        assert await outbox.prune(finished_before=datetime.now(UTC) + timedelta(seconds=1)) == 1
+        assert await _deliveries(h, sent["message_id"]) == []
+        assert h.backend.count("parley_webhook_attempts") == 0
 
 
 async def test_a_redirect_is_not_followed(harness_factory: Any, make_settings: Any) -> None:

@@ -232,7 +232,8 @@ class Deliverer:
             return result.outcome, result.error, None
         delay = backoff_seconds(delivery.attempts, base=self._retry.base_seconds, cap=self._retry.max_seconds)
         if result.retry_after is not None:
-            delay = max(delay, min(result.retry_after, self._retry.max_seconds))
+            # What the receiver asked for, even past the usual backoff; past the retry window it gives up.
+            delay = max(delay, result.retry_after)
         due = datetime.now(UTC) + timedelta(seconds=delay)
         if due > delivery.created_at + self._retry.give_up_after:
             hours = self._retry.give_up_after.total_seconds() / 3600
