@@ -104,3 +104,21 @@ def test_the_session_list_states_what_it_accepts(document: dict[str, Any]) -> No
         "created_at",
         "last_activity_at",
     }
+
+
+def test_callback_url_is_offered_only_where_webhooks_are_on() -> None:
+    def bodies(settings: Settings) -> list[dict[str, Any]]:
+        schemas = create_app(settings).openapi()["components"]["schemas"]
+        return [schemas[name]["properties"] for name in ("ChatRequest", "ResumeRequest")]
+
+    assert all("callback_url" not in body for body in bodies(Settings(model="scripted")))
+    on = Settings(
+        model="scripted",
+        webhook_allowed_hosts=["hooks.example.com"],
+        webhook_secret=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    )
+    for body in bodies(on):
+        url = body["callback_url"]
+        assert next(b for b in url["anyOf"] if b.get("type") == "string")["maxLength"] == 2048
+        assert url["pattern"] == "^[Hh][Tt][Tt][Pp][Ss]?://"  # JSON Schema applies it to strings only
+        assert url["format"] == "uri"

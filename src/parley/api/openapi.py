@@ -130,6 +130,11 @@ def _declare_limits(document: dict[str, Any], settings: Settings) -> None:
             if branch.get("type") == "number":
                 branch["maximum"] = settings.max_wait
     schemas["ChatRequest"]["properties"]["message"]["maxLength"] = settings.max_message_chars
+    if not settings.webhook_allowed_hosts:
+        # Webhooks are off: a callback_url is refused (422, "webhooks are off"), so the document offers
+        # none. With them on, which hosts pass is the allow-list's, which no schema can say.
+        for name in ("ChatRequest", "ResumeRequest"):
+            schemas[name]["properties"].pop("callback_url", None)
 
 
 def _declare_auth(document: dict[str, Any], *, keys: bool) -> None:

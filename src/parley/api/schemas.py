@@ -74,7 +74,7 @@ class ChatRequest(BaseModel):
         default=None,
         min_length=1,
         max_length=2048,
-        json_schema_extra={"format": "uri"},
+        json_schema_extra={"format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"},
         description="Where to POST the message resource, signed (Standard Webhooks), once the message "
         "ends: an http(s) URL on a host PARLEY_WEBHOOK_ALLOWED_HOSTS allows. Default: the API key's.",
     )
@@ -111,7 +111,7 @@ class ResumeRequest(BaseModel):
         default=None,
         min_length=1,
         max_length=2048,
-        json_schema_extra={"format": "uri"},
+        json_schema_extra={"format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"},
         description="Where to POST the message resource, signed (Standard Webhooks), once the message "
         "ends: an http(s) URL on a host PARLEY_WEBHOOK_ALLOWED_HOSTS allows. Default: the API key's.",
     )
