@@ -36,10 +36,10 @@ def parley_env(env: dict[str, str] | None = None) -> dict[str, str]:
     }
 
 
-def create_key(env: dict[str, str], *args: str) -> str:
-    """A key made with the real ``parley keys create`` (``args``: its options) on the data ``env`` names
-    (``PARLEY_DATA_DIR``, ``PARLEY_DATABASE_URL``): its last line, as a script would take it."""
-    made = subprocess.run(
+def keys_create(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The real ``parley keys create`` (``args``: its options) run on the data ``env`` names
+    (``PARLEY_DATA_DIR``, ``PARLEY_DATABASE_URL``), whatever its outcome."""
+    return subprocess.run(
         [sys.executable, "-m", "parley.cli", "keys", "create", *args],
         capture_output=True,
         text=True,
@@ -47,6 +47,11 @@ def create_key(env: dict[str, str], *args: str) -> str:
         timeout=120,
         check=False,
     )
+
+
+def create_key(env: dict[str, str], *args: str) -> str:
+    """A key made with ``keys_create``: its last line, as a script would take it."""
+    made = keys_create(env, *args)
     assert made.returncode == 0, made.stderr
     return made.stdout.strip().splitlines()[-1]
 

@@ -5,8 +5,6 @@ of a delivery, and a key's default callback made with the real ``parley keys cre
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +13,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.deployments import Deployment
-from tests.e2e.server import ServerProcess, create_key, free_port, parley_env
+from tests.e2e.server import ServerProcess, create_key, free_port, keys_create
 from tests.waiting import wait_until
 from tests.webhook_receiver import SECRET, running_receiver
 
@@ -145,21 +143,10 @@ def test_a_keys_default_callback_url_is_used_and_checked(make_deployment: Callab
     )
     assert refused.status_code == 422
     # A key whose default is not allowed is refused when made, before anything is stored.
-    made = _keys_create(deployment.env | env, "--role", "service", "--callback-url", "http://10.0.0.1/x")
+    made = keys_create(deployment.env | env, "--role", "service", "--callback-url", "http://10.0.0.1/x")
     assert made.returncode == 2
     assert "--callback-url" in made.stderr
     assert "not in PARLEY_WEBHOOK_ALLOWED_HOSTS" in made.stderr
-
-
-def _keys_create(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "parley.cli", "keys", "create", *args],
-        capture_output=True,
-        text=True,
-        env=parley_env(env),
-        timeout=120,
-        check=False,
-    )
 
 
 def test_each_delivery_is_sent_once_whichever_process_ends_it(
