@@ -92,11 +92,6 @@ class Deliverer:
         """Look at the outbox now (a delivery was just recorded, a slot freed, a retry is due)."""
         self._wake.set()
 
-    @property
-    def in_flight(self) -> int:
-        """Deliveries being sent by this process now."""
-        return len(self._sending)
-
     async def start(self) -> None:
         """Begin sending (what is due already, too: left by a previous run)."""
         if self._loop_task is None:
@@ -161,8 +156,10 @@ class Deliverer:
             self.wake()  # there may be more due; look again once a slot frees (or at once if one has)
 
     def _done(self, delivery_id: str, _: asyncio.Task[None]) -> None:
+        full = len(self._sending) >= self._concurrency
         self._sending.pop(delivery_id, None)
-        self.wake()
+        if full:
+            self.wake()  # the loop stopped claiming for want of a slot; one is free now
 
     async def _prune_now_and_then(self) -> None:
         now = time.monotonic()
