@@ -10,11 +10,22 @@ STAMP  := $(VENV)/.installed
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
+# llama.cpp's AMX kernels need the kernel's leave to use AMX tiles; where it is not given (sandboxed kernels
+# such as gVisor) a build that detected AMX dies with SIGSEGV at the first token. Built without them it keeps
+# every other CPU feature it finds (AVX-512, VNNI, …).
+LLAMA_CMAKE_ARGS := -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+
 $(STAMP): requirements/dev.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Parley needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.lock
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	@# pip may have taken llama-cpp-python from its wheel cache, built earlier with other flags: if it cannot run
+	@# here, build it again, bypassing the cache.
+	$(BIN)/python -m parley.models.selfcheck || CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet \
+		--disable-pip-version-check --force-reinstall --no-deps --no-cache-dir \
+		"$$(grep '^llama-cpp-python==' requirements/dev.lock)"
+	$(BIN)/python -m parley.models.selfcheck
 	@touch $@
 
 install: $(STAMP)  ## create .venv and install the locked dependencies (the first time: about 7 minutes on two cores)
