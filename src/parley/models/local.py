@@ -8,7 +8,12 @@ it. Wrapped as a LangChain chat model:
 - generation runs in worker threads, never on the event loop, streaming tokens back through a queue;
   cancelling the awaiting task stops the generation at the next token;
 - a small pool of model instances (each is single-threaded in llama.cpp's sense: one generation at a time),
-  so that two sessions can generate at once.
+  so that two sessions can generate at once;
+- sampling settings chosen by measurement (temperature, top-k, top-p, repeat penalty, a fixed seed: the
+  same question gets the same answer), and a stop on runaway repetition (``models/repetition.py``): a
+  reply that repeats one phrase over and over is cut where the loop began and generation ends. Tokens
+  that such a cut could still take back are held until it is settled, so what is streamed is exactly the
+  final reply.
 
 Weak answers — it has 135 M parameters — but real ones: good for a demo and for testing the real-model path.
 It has no tool calling; the assistant then chats without tools.
@@ -18,11 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import queue
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
@@ -32,10 +38,19 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, PrivateAttr
 
 from parley.core.errors import ConfigurationError
+from parley.models.repetition import LoopDetector
+
+logger = logging.getLogger(__name__)
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "user"}
 _DONE = object()
+
+
+class _Finish(str):
+    """Why a generation ended (llama.cpp's ``stop``/``length``, or ``repetition``): the last item."""
+
+    __slots__ = ()
 
 
 def bundled_model_path() -> Path:
@@ -77,6 +92,14 @@ class LocalChatModel(BaseChatModel):
     n_ctx: int = 2048
     max_tokens: int = 256
     temperature: float = 0.2
+    top_k: int = 40
+    top_p: float = 0.95
+    repeat_penalty: float = 1.0
+    # None: llama.cpp picks a new random seed for every reply.
+    seed: int | None = None
+    # A reply repeating one ``loop_ngram``-token phrase ``loop_repeats`` times in a row is cut; 0: never.
+    loop_ngram: int = 4
+    loop_repeats: int = 0
     pool_size: int = 2
     threads_per_instance: int = 1
 
@@ -129,7 +152,7 @@ class LocalChatModel(BaseChatModel):
 
     def _generate_tokens(
         self, messages: list[BaseMessage], stop: list[str] | None, cancelled: threading.Event
-    ) -> Iterator[str | UsageMetadata]:
+    ) -> Iterator[str | UsageMetadata | _Finish]:
         """Runs in a worker thread: take a free instance, generate, give it back."""
         llm = self._free.get()
         try:
@@ -137,22 +160,64 @@ class LocalChatModel(BaseChatModel):
                 return
             prompt, prompt_tokens = self._prompt(llm, messages)
             completion = 0
-            for chunk in llm.create_chat_completion(
+            finish = "stop"
+            detector = (
+                LoopDetector(ngram=self.loop_ngram, repeats=self.loop_repeats) if self.loop_repeats else None
+            )
+            held: list[str] = []  # tokens a repetition cut could still take back
+            handed = 0  # tokens handed out so far
+            stream = llm.create_chat_completion(
                 messages=prompt,
                 max_tokens=self.max_tokens,
                 temperature=self.temperature,
+                top_k=self.top_k,
+                top_p=self.top_p,
+                repeat_penalty=self.repeat_penalty,
+                seed=self.seed,
                 stop=stop,
                 stream=True,
-            ):
-                if cancelled.is_set():
-                    break
-                delta = chunk["choices"][0].get("delta", {}).get("content")
-                if delta:
+            )
+            try:
+                for chunk in stream:
+                    if cancelled.is_set():
+                        break
+                    choice = chunk["choices"][0]
+                    finish = choice.get("finish_reason") or finish
+                    delta = choice.get("delta", {}).get("content")
+                    if not delta:
+                        continue
                     completion += 1
-                    yield delta
+                    if detector is None:
+                        yield delta
+                        continue
+                    held.append(delta)
+                    cut = detector.add(delta)
+                    if cut is not None:
+                        # The loop began at ``cut``: hand out what comes before it, end the reply there.
+                        kept = "".join(held[: max(0, cut - handed)]).rstrip(" \t\n,;:")
+                        if kept:
+                            yield kept
+                        held.clear()
+                        finish = "repetition"
+                        logger.info(
+                            "local model: reply cut at token %d of %d, a phrase repeated %d times",
+                            cut,
+                            completion,
+                            self.loop_repeats,
+                        )
+                        break
+                    settled = detector.settled()
+                    if settled > handed:
+                        yield from held[: settled - handed]
+                        del held[: settled - handed]
+                        handed = settled
+                yield from held
+            finally:
+                stream.close()  # stops llama.cpp's generation when the loop left early
             yield UsageMetadata(
                 input_tokens=prompt_tokens, output_tokens=completion, total_tokens=prompt_tokens + completion
             )
+            yield _Finish(finish)
         finally:
             self._free.put(llm)
 
@@ -178,6 +243,7 @@ class LocalChatModel(BaseChatModel):
                 loop.call_soon_threadsafe(out.put_nowait, _DONE)
 
         worker = loop.run_in_executor(None, work)
+        usage: UsageMetadata | None = None
         try:
             while True:
                 item = await out.get()
@@ -185,9 +251,17 @@ class LocalChatModel(BaseChatModel):
                     break
                 if isinstance(item, BaseException):
                     raise item
-                if isinstance(item, dict):  # the usage, last
+                if isinstance(item, dict):  # the usage, just before the end
+                    usage = cast("UsageMetadata", item)
+                    continue
+                if isinstance(item, _Finish):  # last
                     yield ChatGenerationChunk(
-                        message=AIMessageChunk(content="", usage_metadata=item, chunk_position="last")
+                        message=AIMessageChunk(
+                            content="",
+                            usage_metadata=usage,
+                            response_metadata={"finish_reason": str(item)},
+                            chunk_position="last",
+                        )
                     )
                     continue
                 chunk = ChatGenerationChunk(message=AIMessageChunk(content=item))
@@ -200,8 +274,12 @@ class LocalChatModel(BaseChatModel):
             await asyncio.shield(worker)
 
     @staticmethod
-    def _result(parts: list[str], usage: UsageMetadata | None) -> ChatResult:
-        message = AIMessage(content="".join(parts).strip(), usage_metadata=usage)
+    def _result(parts: list[str], usage: UsageMetadata | None, finish: str) -> ChatResult:
+        message = AIMessage(
+            content="".join(parts).strip(),
+            usage_metadata=usage,
+            response_metadata={"finish_reason": finish},
+        )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     async def _agenerate(
@@ -213,11 +291,13 @@ class LocalChatModel(BaseChatModel):
     ) -> ChatResult:
         parts: list[str] = []
         usage: UsageMetadata | None = None
+        finish = "stop"
         async for chunk in self._astream(messages, stop, run_manager, **kwargs):
             parts.append(str(chunk.message.content))
             if isinstance(chunk.message, AIMessageChunk) and chunk.message.usage_metadata:
                 usage = chunk.message.usage_metadata
-        return self._result(parts, usage)
+            finish = chunk.message.response_metadata.get("finish_reason", finish)
+        return self._result(parts, usage, finish)
 
     def _generate(
         self,
@@ -229,9 +309,12 @@ class LocalChatModel(BaseChatModel):
         self.load()
         parts: list[str] = []
         usage: UsageMetadata | None = None
+        finish = "stop"
         for item in self._generate_tokens(messages, stop, threading.Event()):
             if isinstance(item, dict):
                 usage = item
+            elif isinstance(item, _Finish):
+                finish = str(item)
             else:
                 parts.append(item)
-        return self._result(parts, usage)
+        return self._result(parts, usage, finish)
