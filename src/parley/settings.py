@@ -125,7 +125,7 @@ class Settings(BaseSettings):
     # The local model's sampling: chosen by measurement on bench/local_quality.json (bench/README.md).
     # PARLEY_MODEL_TEMPERATURE, when set, still wins over local_temperature, as it does for every model.
     local_temperature: float = Field(
-        default=0.0, ge=0, le=2, description="The local model's temperature (0: the likeliest token each time)."
+        default=0.0, ge=0, le=2, description="The local model's temperature (0: the likeliest token)."
     )
     local_top_k: int = Field(
         default=40, ge=0, le=1000, description="Sample among this many likeliest tokens (0: all)."
@@ -140,8 +140,8 @@ class Settings(BaseSettings):
         default=42,
         ge=-1,
         le=2**31 - 1,
-        description="The sampler's seed for every reply (above temperature 0): the same question, the same "
-        "answer. -1: a different seed each reply (llama-cpp-python's own sequence).",
+        description="The sampler's seed for every reply (above temperature 0), so that the same question "
+        "gets the same answer. -1: a different seed each reply (llama-cpp-python's own sequence).",
     )
     local_loop_ngram: int = Field(
         default=4, ge=1, le=64, description="Tokens in the phrase whose repetition counts as a loop."
