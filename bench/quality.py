@@ -64,7 +64,10 @@ def load_cases(path: Path = CASES_FILE) -> list[Case]:
 
 
 def _contains(text: str, word: str) -> bool:
-    # Whole words, case-insensitively: "0" must not be found in "100", nor "hi" in "this".
+    # Whole words, case-insensitively: "0" must not be found in "100", nor "hi" in "this"; a number not
+    # in another one either ("0" in "-18.0" or "0.5").
+    if word.isdigit():
+        return re.search(rf"(?<![\w.,-]){word}(?![\w]|[.,]\d)", text) is not None
     return re.search(rf"(?<!\w){re.escape(word.casefold())}(?!\w)", text) is not None
 
 
