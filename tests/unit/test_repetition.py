@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import pytest
 
-from parley.models.repetition import LoopDetector, loop_cut
+from parley.models.repetition import LoopDetector, loop_cut, stop_at_loop
 
 # "L'Étoile de la Cité, la France, la France, …" as SmolLM2's tokenizer splits it, roughly.
 _HEAD = ["L'", "Étoile", " de", " la", " Cité", ","]
@@ -139,3 +140,48 @@ def test_the_newest_tokens_wait_while_they_may_begin_a_repeat() -> None:
 def test_nonsense_parameters_are_refused(ngram: int, repeats: int, window: int) -> None:
     with pytest.raises(ValueError, match="needed"):
         LoopDetector(ngram=ngram, repeats=repeats, window=window)
+
+
+class _Stream:
+    """A token stream that counts how many tokens were taken from it (as the model would generate them)."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens = tokens
+        self.taken = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for token in self.tokens:
+            self.taken += 1
+            yield token
+
+
+def test_streaming_stops_at_the_loop_and_passes_on_only_the_cut_reply() -> None:
+    stream = _Stream(_HEAD + _UNIT * 40)
+    detector = LoopDetector(ngram=4, repeats=4)
+    out = list(stop_at_loop(stream, detector))
+    assert "".join(out) == "L'Étoile de la Cité, la France"  # nothing of the loop went out
+    assert detector.cut == 8
+    assert stream.taken == 18  # generation stopped as soon as the loop was complete
+
+
+def test_streaming_passes_ordinary_text_on_whole_and_the_first_token_at_once() -> None:
+    tokens = [
+        "The",
+        " capital",
+        " of",
+        " France",
+        " is",
+        " Paris",
+        ".",
+        " The",
+        " Eiffel",
+        " Tower",
+        " is",
+        " there",
+        ".",
+    ]
+    stream = _Stream(tokens)
+    out = stop_at_loop(stream, LoopDetector(ngram=4, repeats=4))
+    assert next(out) == "The"
+    assert stream.taken == 1  # not held back: the time to the first token does not change
+    assert "The" + "".join(out) == "".join(tokens)

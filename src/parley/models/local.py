@@ -27,6 +27,7 @@ import logging
 import queue
 import threading
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -38,7 +39,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, PrivateAttr
 
 from parley.core.errors import ConfigurationError
-from parley.models.repetition import LoopDetector
+from parley.models.repetition import LoopDetector, stop_at_loop
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,27 @@ class _Finish(str):
     """Why a generation ended (llama.cpp's ``stop``/``length``, or ``repetition``): the last item."""
 
     __slots__ = ()
+
+
+@dataclass
+class _Progress:
+    """What one generation has produced so far: tokens, and why it ended."""
+
+    tokens: int = 0
+    finish: str = "stop"
+
+
+def _deltas(stream: Iterator[Any], cancelled: threading.Event, progress: _Progress) -> Iterator[str]:
+    """The text of each token of llama.cpp's chat stream, until it ends or the caller is cancelled."""
+    for chunk in stream:
+        if cancelled.is_set():
+            return
+        choice = chunk["choices"][0]
+        progress.finish = choice.get("finish_reason") or progress.finish
+        delta = choice.get("delta", {}).get("content")
+        if delta:
+            progress.tokens += 1
+            yield delta
 
 
 def bundled_model_path() -> Path:
@@ -159,13 +181,7 @@ class LocalChatModel(BaseChatModel):
             if cancelled.is_set():
                 return
             prompt, prompt_tokens = self._prompt(llm, messages)
-            completion = 0
-            finish = "stop"
-            detector = (
-                LoopDetector(ngram=self.loop_ngram, repeats=self.loop_repeats) if self.loop_repeats else None
-            )
-            held: list[str] = []  # tokens a repetition cut could still take back
-            handed = 0  # tokens handed out so far
+            progress = _Progress()
             stream = llm.create_chat_completion(
                 messages=prompt,
                 max_tokens=self.max_tokens,
@@ -178,46 +194,27 @@ class LocalChatModel(BaseChatModel):
                 stream=True,
             )
             try:
-                for chunk in stream:
-                    if cancelled.is_set():
-                        break
-                    choice = chunk["choices"][0]
-                    finish = choice.get("finish_reason") or finish
-                    delta = choice.get("delta", {}).get("content")
-                    if not delta:
-                        continue
-                    completion += 1
-                    if detector is None:
-                        yield delta
-                        continue
-                    held.append(delta)
-                    cut = detector.add(delta)
-                    if cut is not None:
-                        # The loop began at ``cut``: hand out what comes before it, end the reply there.
-                        kept = "".join(held[: max(0, cut - handed)]).rstrip(" \t\n,;:")
-                        if kept:
-                            yield kept
-                        held.clear()
-                        finish = "repetition"
+                tokens = _deltas(stream, cancelled, progress)
+                if not self.loop_repeats:
+                    yield from tokens
+                else:
+                    detector = LoopDetector(ngram=self.loop_ngram, repeats=self.loop_repeats)
+                    yield from stop_at_loop(tokens, detector)
+                    if detector.cut is not None:
+                        progress.finish = "repetition"
                         logger.info(
                             "local model: reply cut at token %d of %d, a phrase repeated %d times",
-                            cut,
-                            completion,
+                            detector.cut,
+                            progress.tokens,
                             self.loop_repeats,
                         )
-                        break
-                    settled = detector.settled()
-                    if settled > handed:
-                        yield from held[: settled - handed]
-                        del held[: settled - handed]
-                        handed = settled
-                yield from held
             finally:
-                stream.close()  # stops llama.cpp's generation when the loop left early
+                stream.close()  # stops llama.cpp's generation when the reply ended early
+            completion = progress.tokens
             yield UsageMetadata(
                 input_tokens=prompt_tokens, output_tokens=completion, total_tokens=prompt_tokens + completion
             )
-            yield _Finish(finish)
+            yield _Finish(progress.finish)
         finally:
             self._free.put(llm)
 

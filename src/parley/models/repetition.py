@@ -12,7 +12,7 @@ here); only their equality matters.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -96,3 +96,26 @@ def loop_cut(tokens: Iterable[Hashable], *, ngram: int = 4, repeats: int = 4, wi
         if cut is not None:
             return cut
     return None
+
+
+def stop_at_loop(tokens: Iterable[str], detector: LoopDetector) -> Iterator[str]:
+    """``tokens`` passed on as soon as no cut can take them back; at a loop, the rest of the text before it
+    (the trailing spaces and commas of what was still held dropped) and then the end: ``detector.cut`` then
+    says where it was, and the caller stops generating. What this yields is the final reply: nothing
+    yielded is ever taken back."""
+    held: list[str] = []
+    handed = 0
+    for token in tokens:
+        held.append(token)
+        cut = detector.add(token)
+        if cut is not None:
+            kept = "".join(held[: cut - handed]).rstrip(" \t\n,;:")
+            if kept:
+                yield kept
+            return
+        settled = detector.settled()
+        if settled > handed:
+            yield from held[: settled - handed]
+            del held[: settled - handed]
+            handed = settled
+    yield from held
