@@ -1,5 +1,5 @@
-"""``python -m bench [latency|throughput|bounded|retention|local|scaleout|sessions|streams|overhead|webhooks ...] [--quick]
-[--turns N ...]``: run benchmarks, print ratios."""
+"""``python -m bench [latency|throughput|bounded|retention|local|local_quality|scaleout|sessions|streams|overhead
+|webhooks ...] [--quick] [--turns N ...]``: run benchmarks, print ratios."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from bench import (
     bounded,
     latency,
     local_model,
+    local_quality,
     overhead,
     retention,
     scaleout,
@@ -73,6 +74,8 @@ def main() -> None:
                 )
             elif name == "local":
                 results[name] = local_model.run(workdir, rounds=2 if args.quick else 5)
+            elif name == "local_quality":
+                results[name] = local_quality.run(workdir)
             elif name == "bounded":
                 results[name] = bounded.run(workdir, turns=_one(args.turns) or (200 if args.quick else 1000))
             elif name == "retention":
@@ -110,12 +113,16 @@ def main() -> None:
         )
     if "local" in results:
         r = results["local"]
+        o = r["old_settings"]
         print(
-            f"local model: load {r['load_seconds']} s, first token {r['time_to_first_token_ms']} ms, "
-            f"{r['tokens_per_second_1_session']} tok/s alone, {r['tokens_per_second_2_sessions_total']} tok/s "
+            f"local model: load {r['load_seconds']} s, first token {r['time_to_first_token_ms']} ms "
+            f"(old settings {o['time_to_first_token_ms']} ms), {r['tokens_per_second_1_session']} tok/s alone "
+            f"(old settings {o['tokens_per_second_1_session']}), {r['tokens_per_second_2_sessions_total']} tok/s "
             f"for two sessions ({r['concurrency_gain']}x); a Parley turn costs {r['parley_over_bare_per_token']}x "
             "the bare generation per token"
         )
+    if "local_quality" in results:
+        print(local_quality.summary_line(results["local_quality"]))
     if "bounded" in results:
         r = results["bounded"]
         print(

@@ -124,9 +124,42 @@ class Settings(BaseSettings):
         default=2, ge=1, le=16, description="Generations the local model runs at once."
     )
     local_threads: int = Field(default=1, ge=1, le=64, description="CPU threads per local model instance.")
+    # The local model's sampling: chosen by measurement on bench/local_quality.json (bench/README.md).
+    # PARLEY_MODEL_TEMPERATURE, when set, still wins over local_temperature, as it does for every model.
+    local_temperature: float = Field(
+        default=0.0, ge=0, le=2, description="The local model's temperature (0: the likeliest token)."
+    )
+    local_top_k: int = Field(
+        default=40, ge=0, le=1000, description="Sample among this many likeliest tokens (0: all)."
+    )
+    local_top_p: float = Field(
+        default=0.95, gt=0, le=1, description="Sample among the likeliest tokens that make up this share."
+    )
+    local_repeat_penalty: float = Field(
+        default=1.1, ge=1, le=2, description="Penalty on tokens already among the last 64 (1: none)."
+    )
+    local_seed: int = Field(
+        default=42,
+        ge=-1,
+        le=2**31 - 1,
+        description="The sampler's seed for every reply (above temperature 0), so that the same question "
+        "gets the same answer. -1: a different seed each reply (llama-cpp-python's own sequence).",
+    )
+    local_loop_ngram: int = Field(
+        default=4, ge=1, le=64, description="Tokens in the phrase whose repetition counts as a loop."
+    )
+    local_loop_repeats: int = Field(
+        default=4,
+        ge=0,
+        le=1000,
+        description="A reply repeating one phrase this many times in a row is cut before the repeats and "
+        "ended. 0: never cut.",
+    )
     scripted_script: Path | None = Field(
         default=None, description="A JSON list of steps the scripted model replays first."
     )
+    # The local model gets this prompt too: measured on bench/local_quality.json, SmolLM2's own default
+    # prompt ("You are a helpful AI assistant named SmolLM, …") did worse with it (bench/README.md).
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
 
     memory_max_messages: int = Field(
@@ -475,6 +508,8 @@ class Settings(BaseSettings):
             ("sqlite:///", "postgresql://", "postgres://")
         ):
             raise ValueError("database_url must be sqlite:///path or postgresql://user@host:port/db")
+        if self.local_loop_repeats == 1:
+            raise ValueError("local_loop_repeats must be 0 (off) or at least 2: one occurrence is no loop")
         if self.runner == "queue" and self.backend != "postgres":
             raise ValueError("runner=queue needs PostgreSQL: set database_url=postgresql://…")
         if self.webhook_allowed_hosts and not self.webhook_secret:

@@ -55,6 +55,12 @@ def test_database_url_overrides_data_dir(tmp_path: Path) -> None:
         ({"cors_origins": "chat.example"}, "not an origin"),
         ({"cors_origins": "https://chat.example/path"}, "not an origin"),
         ({"max_queued_per_session": 0}, "max_queued_per_session"),
+        ({"local_temperature": 2.5}, "local_temperature"),
+        ({"local_top_p": 0}, "local_top_p"),
+        ({"local_top_k": -1}, "local_top_k"),
+        ({"local_repeat_penalty": 0.8}, "local_repeat_penalty"),  # below 1 rewards repeating
+        ({"local_seed": -2}, "local_seed"),
+        ({"local_loop_repeats": 1}, "local_loop_repeats"),
     ],
 )
 def test_refuses_unsafe_or_incoherent_values(overrides: dict[str, object], needle: str) -> None:
@@ -75,7 +81,10 @@ _DURATIONS = [
 ]
 
 
-@pytest.mark.parametrize("name", [*_DURATIONS, "review_amount_limit", "model_temperature"])
+@pytest.mark.parametrize(
+    "name",
+    [*_DURATIONS, "review_amount_limit", "model_temperature", "local_temperature", "local_repeat_penalty"],
+)
 @pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
 def test_refuses_non_finite_numbers(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(f"PARLEY_{name.upper()}", value)

@@ -48,7 +48,17 @@ def _local(settings: Settings) -> BaseChatModel:
         model_path=path,
         n_ctx=settings.local_context_tokens,
         max_tokens=settings.model_max_tokens or settings.local_max_tokens,
-        temperature=settings.model_temperature if settings.model_temperature is not None else 0.2,
+        temperature=(
+            settings.model_temperature
+            if settings.model_temperature is not None
+            else settings.local_temperature
+        ),
+        top_k=settings.local_top_k,
+        top_p=settings.local_top_p,
+        repeat_penalty=settings.local_repeat_penalty,
+        seed=None if settings.local_seed < 0 else settings.local_seed,
+        loop_ngram=settings.local_loop_ngram,
+        loop_repeats=settings.local_loop_repeats,
         pool_size=settings.local_instances,
         threads_per_instance=settings.local_threads,
     )

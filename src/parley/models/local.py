@@ -8,7 +8,12 @@ it. Wrapped as a LangChain chat model:
 - generation runs in worker threads, never on the event loop, streaming tokens back through a queue;
   cancelling the awaiting task stops the generation at the next token;
 - a small pool of model instances (each is single-threaded in llama.cpp's sense: one generation at a time),
-  so that two sessions can generate at once.
+  so that two sessions can generate at once;
+- sampling settings chosen by measurement (temperature, top-k, top-p, repeat penalty, a fixed seed: the
+  same question gets the same answer), and a stop on runaway repetition (``models/repetition.py``): a
+  reply that repeats one phrase over and over is cut where the loop began and generation ends. Tokens
+  that such a cut could still take back are held until it is settled, so what is streamed is exactly the
+  final reply.
 
 Weak answers — it has 135 M parameters — but real ones: good for a demo and for testing the real-model path.
 It has no tool calling; the assistant then chats without tools.
@@ -18,11 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import queue
 import threading
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
@@ -32,10 +39,40 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, PrivateAttr
 
 from parley.core.errors import ConfigurationError
+from parley.models.repetition import LoopDetector, stop_at_loop
+
+logger = logging.getLogger(__name__)
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "user"}
 _DONE = object()
+
+
+class _Finish(str):
+    """Why a generation ended (llama.cpp's ``stop``/``length``, or ``repetition``): the last item."""
+
+    __slots__ = ()
+
+
+@dataclass
+class _Progress:
+    """What one generation has produced so far: tokens, and why it ended."""
+
+    tokens: int = 0
+    finish: str = "stop"
+
+
+def _deltas(stream: Iterator[Any], cancelled: threading.Event, progress: _Progress) -> Iterator[str]:
+    """The text of each token of llama.cpp's chat stream, until it ends or the caller is cancelled."""
+    for chunk in stream:
+        if cancelled.is_set():
+            return
+        choice = chunk["choices"][0]
+        progress.finish = choice.get("finish_reason") or progress.finish
+        delta = choice.get("delta", {}).get("content")
+        if delta:
+            progress.tokens += 1
+            yield delta
 
 
 def bundled_model_path() -> Path:
@@ -77,6 +114,14 @@ class LocalChatModel(BaseChatModel):
     n_ctx: int = 2048
     max_tokens: int = 256
     temperature: float = 0.2
+    top_k: int = 40
+    top_p: float = 0.95
+    repeat_penalty: float = 1.0
+    # None: llama.cpp picks a new random seed for every reply.
+    seed: int | None = None
+    # A reply repeating one ``loop_ngram``-token phrase ``loop_repeats`` times in a row is cut; 0: never.
+    loop_ngram: int = 4
+    loop_repeats: int = 0
     pool_size: int = 2
     threads_per_instance: int = 1
 
@@ -129,30 +174,47 @@ class LocalChatModel(BaseChatModel):
 
     def _generate_tokens(
         self, messages: list[BaseMessage], stop: list[str] | None, cancelled: threading.Event
-    ) -> Iterator[str | UsageMetadata]:
+    ) -> Iterator[str | UsageMetadata | _Finish]:
         """Runs in a worker thread: take a free instance, generate, give it back."""
         llm = self._free.get()
         try:
             if cancelled.is_set():
                 return
             prompt, prompt_tokens = self._prompt(llm, messages)
-            completion = 0
-            for chunk in llm.create_chat_completion(
+            progress = _Progress()
+            stream = llm.create_chat_completion(
                 messages=prompt,
                 max_tokens=self.max_tokens,
                 temperature=self.temperature,
+                top_k=self.top_k,
+                top_p=self.top_p,
+                repeat_penalty=self.repeat_penalty,
+                seed=self.seed,
                 stop=stop,
                 stream=True,
-            ):
-                if cancelled.is_set():
-                    break
-                delta = chunk["choices"][0].get("delta", {}).get("content")
-                if delta:
-                    completion += 1
-                    yield delta
+            )
+            try:
+                tokens = _deltas(stream, cancelled, progress)
+                if not self.loop_repeats:
+                    yield from tokens
+                else:
+                    detector = LoopDetector(ngram=self.loop_ngram, repeats=self.loop_repeats)
+                    yield from stop_at_loop(tokens, detector)
+                    if detector.cut is not None:
+                        progress.finish = "repetition"
+                        logger.info(
+                            "local model: reply cut at token %d of %d, a phrase repeated %d times",
+                            detector.cut,
+                            progress.tokens,
+                            self.loop_repeats,
+                        )
+            finally:
+                stream.close()  # stops llama.cpp's generation when the reply ended early
+            completion = progress.tokens
             yield UsageMetadata(
                 input_tokens=prompt_tokens, output_tokens=completion, total_tokens=prompt_tokens + completion
             )
+            yield _Finish(progress.finish)
         finally:
             self._free.put(llm)
 
@@ -178,6 +240,7 @@ class LocalChatModel(BaseChatModel):
                 loop.call_soon_threadsafe(out.put_nowait, _DONE)
 
         worker = loop.run_in_executor(None, work)
+        usage: UsageMetadata | None = None
         try:
             while True:
                 item = await out.get()
@@ -185,9 +248,17 @@ class LocalChatModel(BaseChatModel):
                     break
                 if isinstance(item, BaseException):
                     raise item
-                if isinstance(item, dict):  # the usage, last
+                if isinstance(item, dict):  # the usage, just before the end
+                    usage = cast("UsageMetadata", item)
+                    continue
+                if isinstance(item, _Finish):  # last
                     yield ChatGenerationChunk(
-                        message=AIMessageChunk(content="", usage_metadata=item, chunk_position="last")
+                        message=AIMessageChunk(
+                            content="",
+                            usage_metadata=usage,
+                            response_metadata={"finish_reason": str(item)},
+                            chunk_position="last",
+                        )
                     )
                     continue
                 chunk = ChatGenerationChunk(message=AIMessageChunk(content=item))
@@ -200,8 +271,12 @@ class LocalChatModel(BaseChatModel):
             await asyncio.shield(worker)
 
     @staticmethod
-    def _result(parts: list[str], usage: UsageMetadata | None) -> ChatResult:
-        message = AIMessage(content="".join(parts).strip(), usage_metadata=usage)
+    def _result(parts: list[str], usage: UsageMetadata | None, finish: str) -> ChatResult:
+        message = AIMessage(
+            content="".join(parts).strip(),
+            usage_metadata=usage,
+            response_metadata={"finish_reason": finish},
+        )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     async def _agenerate(
@@ -213,11 +288,13 @@ class LocalChatModel(BaseChatModel):
     ) -> ChatResult:
         parts: list[str] = []
         usage: UsageMetadata | None = None
+        finish = "stop"
         async for chunk in self._astream(messages, stop, run_manager, **kwargs):
             parts.append(str(chunk.message.content))
             if isinstance(chunk.message, AIMessageChunk) and chunk.message.usage_metadata:
                 usage = chunk.message.usage_metadata
-        return self._result(parts, usage)
+            finish = chunk.message.response_metadata.get("finish_reason", finish)
+        return self._result(parts, usage, finish)
 
     def _generate(
         self,
@@ -229,9 +306,12 @@ class LocalChatModel(BaseChatModel):
         self.load()
         parts: list[str] = []
         usage: UsageMetadata | None = None
+        finish = "stop"
         for item in self._generate_tokens(messages, stop, threading.Event()):
             if isinstance(item, dict):
                 usage = item
+            elif isinstance(item, _Finish):
+                finish = str(item)
             else:
                 parts.append(item)
-        return self._result(parts, usage)
+        return self._result(parts, usage, finish)
