@@ -10,10 +10,12 @@ STAMP  := $(VENV)/.installed
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-# llama.cpp's AMX kernels need the kernel's leave to use AMX tiles; where it is not given (sandboxed kernels
-# such as gVisor) a build that detected AMX dies with SIGSEGV at the first token. Built without them it keeps
-# every other CPU feature it finds (AVX-512, VNNI, …).
-LLAMA_CMAKE_ARGS := -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+# llama.cpp is built for this machine's CPU (-march=native). Its AMX kernels need the kernel's leave to use
+# AMX tiles; where it is not given (sandboxed kernels such as gVisor) a build that found AMX dies with SIGSEGV
+# at the first token. So on x86-64 the compiler is told to leave AMX out, and keeps every other feature it
+# finds (AVX-512, VNNI, …); GGML_AMX_*=OFF alone is not enough, -march=native turns them back on.
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE_ARGS := $(if $(filter x86_64,$(shell uname -m)),-DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)')
 
 $(STAMP): requirements/dev.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Parley needs Python 3.11 or newer")'
