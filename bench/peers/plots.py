@@ -30,7 +30,11 @@ def _ratios_figure(report: dict[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(9, 4.5))
     width = 0.8 / len(names)
     for index, name in enumerate(names):
-        ratios = [workloads[w][name][k] / workloads[w][BASELINE][k] for _, w, k in measures]
+        # A figure a contender could not produce (every request failed) is drawn as nothing.
+        ratios = [
+            (workloads[w][name][k] or 0.0) / workloads[w][BASELINE][k] if workloads[w][BASELINE][k] else 0.0
+            for _, w, k in measures
+        ]
         xs = [m + index * width for m in range(len(measures))]
         bars = ax.bar(xs, ratios, width, label=name)
         ax.bar_label(bars, labels=[f"{r:.2g}" for r in ratios], fontsize=7)

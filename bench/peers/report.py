@@ -10,9 +10,9 @@ from typing import Any
 BASELINE = "parley"
 # The keys each workload's figures have, per contender (the smoke test holds the JSON to them).
 KEYS: dict[str, tuple[str, ...]] = {
-    "sequential": ("p50_ms", "p99_ms", "samples"),
-    "throughput": ("turns_per_s", "p50_ms", "p99_ms", "turns", "sessions", "concurrency"),
-    "background": ("p50_ms", "p99_ms", "samples"),
+    "sequential": ("p50_ms", "p99_ms", "samples", "errors"),
+    "throughput": ("turns_per_s", "p50_ms", "p99_ms", "turns", "sessions", "concurrency", "errors"),
+    "background": ("p50_ms", "p99_ms", "samples", "errors"),
     "race": (
         "sent",
         "accepted",
@@ -38,6 +38,10 @@ def _ratio(value: float | None, base: float | None) -> str:
     return "" if value is None or not base else f"{value / base:.2f}"
 
 
+def _num(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
 def _contenders(report: dict[str, Any]) -> list[str]:
     names: list[str] = report["contenders"]
     return names
@@ -46,25 +50,36 @@ def _contenders(report: dict[str, Any]) -> list[str]:
 def _latency_table(report: dict[str, Any], workload: str) -> list[str]:
     rows = report["workloads"][workload]
     base = rows[BASELINE]
-    lines = ["| contender | p50 ms | p50 ÷ Parley | p99 ms | p99 ÷ Parley |", "|---|---|---|---|---|"]
+    lines = [
+        "| contender | p50 ms | p50 ÷ Parley | p99 ms | p99 ÷ Parley | failed |",
+        "|---|---|---|---|---|---|",
+    ]
     for name in _contenders(report):
         r = rows[name]
         lines.append(
-            f"| {name} | {r['p50_ms']:.1f} | {_ratio(r['p50_ms'], base['p50_ms'])} | {r['p99_ms']:.1f} | "
-            f"{_ratio(r['p99_ms'], base['p99_ms'])} |"
+            f"| {name} | {_num(r['p50_ms'])} | {_ratio(r['p50_ms'], base['p50_ms'])} | {_num(r['p99_ms'])} | "
+            f"{_ratio(r['p99_ms'], base['p99_ms'])} | {_failed(r)} |"
         )
     return lines
+
+
+def _failed(row: dict[str, Any]) -> str:
+    """How many requests failed, and the first failure."""
+    return f"{row['errors']} ({row['first_error']})" if row.get("errors") else "0"
 
 
 def _throughput_table(report: dict[str, Any]) -> list[str]:
     rows = report["workloads"]["throughput"]
     base = rows[BASELINE]
-    lines = ["| contender | turns/s | ÷ Parley | p99 ms | p99 ÷ Parley |", "|---|---|---|---|---|"]
+    lines = [
+        "| contender | turns/s | ÷ Parley | p99 ms | p99 ÷ Parley | failed |",
+        "|---|---|---|---|---|---|",
+    ]
     for name in _contenders(report):
         r = rows[name]
         lines.append(
             f"| {name} | {r['turns_per_s']:.1f} | {_ratio(r['turns_per_s'], base['turns_per_s'])} | "
-            f"{r['p99_ms']:.0f} | {_ratio(r['p99_ms'], base['p99_ms'])} |"
+            f"{_num(r['p99_ms'], 0)} | {_ratio(r['p99_ms'], base['p99_ms'])} | {_failed(r)} |"
         )
     return lines
 
@@ -77,6 +92,9 @@ def _race_table(report: dict[str, Any]) -> list[str]:
     for key, policy in (("race", "default"), ("race_enqueue", "enqueue")):
         for name, r in report["workloads"].get(key, {}).items():
             if not isinstance(r, dict):
+                continue
+            if "error" in r:
+                lines.append(f"| {name} | {policy} | failed: {r['error'][:100]} | | | | | | |")
                 continue
             label = "enqueue (default)" if name.startswith("parley") else policy
             lines.append(

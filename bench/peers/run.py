@@ -122,12 +122,13 @@ class Run:
                 continue
             try:
                 server = self._server(name, peers)
+                # Stopped at the end even if it fails half-way (an API instance up, its worker not).
+                stack.callback(server.stop)
                 print(f"== peers: starting {name}", flush=True)
                 server.start()
             except Exception as exc:  # any reason it did not start goes into the report, verbatim
                 self.not_run[name] = f"did not start: {type(exc).__name__}: {exc}"
                 continue
-            stack.callback(server.stop)
             self.servers[name] = server
             self.clients[name] = self._client(name, server)
 

@@ -22,12 +22,37 @@ from bench.peers.servers import Served
 MS = 1000.0
 
 
+class Errors:
+    """Requests that failed, by contender: counted and the first one kept, so that one peer's error
+    answer (Aegra answered a 500 to ``runs.create`` in one run) is a figure, not the end of the run."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.count = dict.fromkeys(names, 0)
+        self.first: dict[str, str] = {}
+
+    async def timed(self, name: str, call: Awaitable[object]) -> float | None:
+        """``call``'s seconds, or None if it failed."""
+        started = time.perf_counter()
+        try:
+            await call
+        except Exception as exc:  # any failure of the contender counts; the workload goes on
+            self.count[name] += 1
+            self.first.setdefault(name, f"{type(exc).__name__}: {str(exc)[:160]}")
+            return None
+        return time.perf_counter() - started
+
+    def figures(self, name: str) -> dict[str, Any]:
+        return {"errors": self.count[name], "first_error": self.first.get(name)}
+
+
 def _rotations(names: list[str], blocks: int) -> list[list[str]]:
     """The contenders' order in each block: each goes first, second, … equally often."""
     return [names[i % len(names) :] + names[: i % len(names)] for i in range(blocks)]
 
 
-def _latency_figures(values: list[float]) -> dict[str, float]:
+def _latency_figures(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"p50_ms": None, "p99_ms": None, "samples": 0}
     return {
         "p50_ms": round(percentile(values, 50) * MS, 2),
         "p99_ms": round(percentile(values, 99) * MS, 2),
@@ -56,18 +81,24 @@ async def sequential(
     """Inline turns one at a time, over ``sessions`` sessions, in blocks of ``block`` turns."""
     owned = await _sessions(clients, sessions)
     timings: dict[str, list[float]] = {name: [] for name in clients}
+    errors = Errors(list(clients))
     blocks = -(-turns // block)
     for index, order in enumerate(_rotations(list(clients), blocks)):
         for name in order:
             for i in range(index * block, min(turns, (index + 1) * block)):
-                started = time.perf_counter()
-                await clients[name].turn(owned[name][i % sessions], f"message {i}")
-                timings[name].append(time.perf_counter() - started)
-    return {name: _latency_figures(values) for name, values in timings.items()}
+                took = await errors.timed(name, clients[name].turn(owned[name][i % sessions], f"message {i}"))
+                if took is not None:
+                    timings[name].append(took)
+    return {name: {**_latency_figures(values), **errors.figures(name)} for name, values in timings.items()}
 
 
 async def _pool(
-    jobs: list[tuple[str, str]], send: Callable[[str, str], Awaitable[None]], concurrency: int
+    jobs: list[tuple[str, str]],
+    send: Callable[[str, str], Awaitable[None]],
+    concurrency: int,
+    *,
+    errors: Errors,
+    name: str,
 ) -> list[float]:
     """Run the jobs (session, text) with ``concurrency`` workers; each job's latency."""
     queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
@@ -78,9 +109,9 @@ async def _pool(
     async def worker() -> None:
         while not queue.empty():
             session, text = queue.get_nowait()
-            started = time.perf_counter()
-            await send(session, text)
-            took.append(time.perf_counter() - started)
+            seconds = await errors.timed(name, send(session, text))
+            if seconds is not None:
+                took.append(seconds)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return took
@@ -97,18 +128,20 @@ async def throughput(
     size = -(-len(jobs) // blocks)
     seconds = dict.fromkeys(clients, 0.0)
     latencies: dict[str, list[float]] = {name: [] for name in clients}
+    errors = Errors(list(clients))
     for index, order in enumerate(_rotations(list(clients), blocks)):
         chunk = jobs[index * size : (index + 1) * size]
         for name in order:
             named = [(owned[name][s], text) for s, text in chunk]
             started = time.perf_counter()
-            latencies[name] += await _pool(named, clients[name].turn, concurrency)
+            latencies[name] += await _pool(named, clients[name].turn, concurrency, errors=errors, name=name)
             seconds[name] += time.perf_counter() - started
     return {
         name: {
-            "turns_per_s": round(len(jobs) / seconds[name], 2),
-            "p99_ms": round(percentile(latencies[name], 99) * MS, 2),
-            "p50_ms": round(percentile(latencies[name], 50) * MS, 2),
+            # Turns that completed, over the time the contender's blocks took.
+            "turns_per_s": round(len(latencies[name]) / seconds[name], 2),
+            **{key: _latency_figures(latencies[name])[key] for key in ("p50_ms", "p99_ms")},
+            **errors.figures(name),
             "turns": len(jobs),
             "sessions": sessions,
             "concurrency": concurrency,
@@ -122,15 +155,18 @@ async def background(clients: dict[str, Client], *, turns: int, sessions: int = 
     contenders alternating turn by turn."""
     owned = await _sessions(clients, sessions)
     timings: dict[str, list[float]] = {name: [] for name in clients}
+    errors = Errors(list(clients))
+
+    async def submit_and_join(client: Client, session: str, text: str) -> None:
+        await client.join(session, await client.submit(session, text))
+
     for i, order in enumerate(_rotations(list(clients), turns)):
         for name in order:
-            client = clients[name]
             session = owned[name][i % sessions]
-            started = time.perf_counter()
-            handle = await client.submit(session, f"background {i}")
-            await client.join(session, handle)
-            timings[name].append(time.perf_counter() - started)
-    return {name: _latency_figures(values) for name, values in timings.items()}
+            took = await errors.timed(name, submit_and_join(clients[name], session, f"background {i}"))
+            if took is not None:
+                timings[name].append(took)
+    return {name: {**_latency_figures(values), **errors.figures(name)} for name, values in timings.items()}
 
 
 async def race(clients: dict[str, Client], *, messages: int = 20, within: float = 120) -> dict[str, Any]:
@@ -140,48 +176,55 @@ async def race(clients: dict[str, Client], *, messages: int = 20, within: float 
     user message followed by its own reply), and whether they are in the order the server accepted them."""
     results: dict[str, Any] = {}
     for name, client in clients.items():
-        session = await client.new_session()
-        texts = [f"race {i} {uuid.uuid4().hex[:6]}" for i in range(messages)]
-        senders = [client.fresh() for _ in texts]
         try:
-            sent = await asyncio.gather(
-                *(sender.submit(session, text) for sender, text in zip(senders, texts, strict=True)),
-                return_exceptions=True,
-            )
-        finally:
-            for sender in senders:
-                await sender.aclose()
-        accepted = [handle for handle in sent if isinstance(handle, str)]
-        refused = [f"{type(e).__name__}: {str(e)[:120]}" for e in sent if isinstance(e, BaseException)]
-        deadline = time.monotonic() + within
-        ended: dict[str, str] = {}
-        while len(ended) < len(accepted) and time.monotonic() < deadline:
-            for handle in accepted:
-                if handle not in ended:
-                    status = await client.status(session, handle)
-                    if status in TERMINAL:
-                        ended[handle] = status
-            await asyncio.sleep(0.2)
-        state = await client.state_texts(session)
-        humans = [text for kind, text in state if kind == "human" and text in texts]
-        serialised = all(
-            index + 1 < len(state) and state[index + 1][1].endswith(text)
-            for index, (kind, text) in enumerate(state)
-            if kind == "human" and text in texts
-        )
-        order = [text for text in await client.accepted_order(session) if text in texts]
-        results[name] = {
-            "sent": messages,
-            "accepted": len(accepted),
-            "refused": len(refused),
-            "refusal": refused[0] if refused else None,
-            "completed": sum(1 for status in ended.values() if status in DONE),
-            "in_state": len(set(humans)),
-            "twice_in_state": len(humans) - len(set(humans)),
-            "serialised": serialised,
-            "in_accepted_order": bool(order) and humans == order,
-        }
+            results[name] = await _race_one(client, messages=messages, within=within)
+        except Exception as exc:  # a contender that fails here is a result, not the end of the run
+            results[name] = {"error": f"{type(exc).__name__}: {str(exc)[:160]}"}
     return results
+
+
+async def _race_one(client: Client, *, messages: int, within: float) -> dict[str, Any]:
+    session = await client.new_session()
+    texts = [f"race {i} {uuid.uuid4().hex[:6]}" for i in range(messages)]
+    senders = [client.fresh() for _ in texts]
+    try:
+        sent = await asyncio.gather(
+            *(sender.submit(session, text) for sender, text in zip(senders, texts, strict=True)),
+            return_exceptions=True,
+        )
+    finally:
+        for sender in senders:
+            await sender.aclose()
+    accepted = [handle for handle in sent if isinstance(handle, str)]
+    refused = [f"{type(e).__name__}: {str(e)[:120]}" for e in sent if isinstance(e, BaseException)]
+    deadline = time.monotonic() + within
+    ended: dict[str, str] = {}
+    while len(ended) < len(accepted) and time.monotonic() < deadline:
+        for handle in accepted:
+            if handle not in ended:
+                status = await client.status(session, handle)
+                if status in TERMINAL:
+                    ended[handle] = status
+        await asyncio.sleep(0.2)
+    state = await client.state_texts(session)
+    humans = [text for kind, text in state if kind == "human" and text in texts]
+    serialised = all(
+        index + 1 < len(state) and state[index + 1][1].endswith(text)
+        for index, (kind, text) in enumerate(state)
+        if kind == "human" and text in texts
+    )
+    order = [text for text in await client.accepted_order(session) if text in texts]
+    return {
+        "sent": messages,
+        "accepted": len(accepted),
+        "refused": len(refused),
+        "refusal": refused[0] if refused else None,
+        "completed": sum(1 for status in ended.values() if status in DONE),
+        "in_state": len(set(humans)),
+        "twice_in_state": len(humans) - len(set(humans)),
+        "serialised": serialised,
+        "in_accepted_order": bool(order) and humans == order,
+    }
 
 
 def _effect_runs(effects: Path, session: str, text: str) -> int:
