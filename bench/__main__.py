@@ -1,5 +1,6 @@
 """``python -m bench [latency|throughput|bounded|retention|local|local_quality|scaleout|sessions|streams|overhead
-|webhooks ...] [--quick] [--turns N ...]``: run benchmarks, print ratios."""
+|webhooks|peers ...] [--quick] [--turns N ...]``: run benchmarks, print ratios. ``peers`` (not in the default
+set: it installs the peers from PyPI) also takes ``--contenders`` and ``--size KEY=VALUE``."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from bench import (
     throughput,
     webhooks,
 )
+from bench.peers import main as peers
 
 DEFAULT = [
     "latency",
@@ -52,6 +54,7 @@ def main() -> None:
         nargs="+",
         help="bounded and retention: turns of the one session; sessions: the session lengths (10 1000)",
     )
+    peers.add_arguments(parser)
     args = parser.parse_args()
     if args.which == DEFAULT and "scaleout" in args.which:
         missing = scaleout.postgres_missing()
@@ -93,6 +96,8 @@ def main() -> None:
                 results[name] = webhooks.run(workdir, quick=args.quick)
             elif name == "overhead":
                 results[name] = overhead.run(workdir, turns=100 if args.quick else 500)
+            elif name == "peers":
+                results[name] = peers.run(workdir, args)
             else:
                 parser.error(f"unknown benchmark {name!r}")
             results[name]["seconds"] = round(time.monotonic() - started, 1)

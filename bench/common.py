@@ -276,6 +276,12 @@ class PostgresDatabases:
         )
         return self.url(full)
 
+    def create_empty(self, name: str) -> str:
+        """A fresh database with no schema (for a server that migrates its own); its URL."""
+        full = f"{self._prefix}_{next(self._made)}_{name}"
+        self._admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(full)))
+        return self.url(full)
+
     def connections(self) -> int:
         """Connections open now to this run's databases (what a deployment of this size needs)."""
         with psycopg.connect(self._admin_url, autocommit=True) as conn:
