@@ -5,11 +5,14 @@ refused before anything is stored or sent."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from parley.api.app import create_app
 from parley.storage.webhook_outbox import SqlOutbox
 from tests.conftest import AppHarness
 from tests.e2e.server import free_port
@@ -360,3 +363,19 @@ async def test_deleting_the_session_deletes_its_deliveries(harness_factory: Any,
         assert deleted.status_code == 204
         assert h.backend.count("parley_webhook_deliveries") == 0
         assert h.backend.count("parley_webhook_attempts") == 0
+
+
+async def test_an_app_with_webhooks_stopped_right_after_its_start_stops_at_once(make_settings: Any) -> None:
+    """Stopped while the deliverer's first look at the outbox is under way (it looks at once, and then every
+    0.2 s here). On PostgreSQL a cancel landing in that query can come back as a storage error, which the
+    loop survives by design: a stop by cancel alone would wait for it for good. Ten cycles, each bounded."""
+    app = create_app(make_settings(**WEBHOOKS))
+
+    async def start_and_stop() -> None:
+        async with app.router.lifespan_context(app):
+            pass
+
+    for _ in range(10):
+        started = time.monotonic()
+        await asyncio.wait_for(start_and_stop(), 30)
+        assert time.monotonic() - started < 5

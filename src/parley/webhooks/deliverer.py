@@ -42,6 +42,8 @@ LEASE_MARGIN_SECONDS = 5.0
 """A lease outlasts the request's timeout by this, for resolving the name and recording the attempt."""
 _PRUNE_EVERY_SECONDS = 3600.0
 _STORAGE_BACKOFF_SECONDS = 1.0
+_STOP_SECONDS = 5.0
+"""How long a stop waits for the loop's current look at the outbox before cancelling it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,7 @@ class Deliverer:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         """This process's name on the leases it takes."""
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._sending: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._timers: dict[int, asyncio.TimerHandle] = {}
@@ -101,9 +104,15 @@ class Deliverer:
         """Stop claiming; give attempts in flight ``grace`` seconds, then cut them and give their
         deliveries back (due at once for whichever process looks next)."""
         if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+            # Stopped by an event, not a cancel: on PostgreSQL a cancel landing in a query can come back as a
+            # storage error, which the loop survives by design — and the stop would wait for it for good.
+            self._stopping.set()
+            self._wake.set()
+            done, _ = await asyncio.wait({self._loop_task}, timeout=_STOP_SECONDS)
+            if not done:
+                self._loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._loop_task
             self._loop_task = None
         for timer in self._timers.values():
             timer.cancel()
@@ -124,22 +133,30 @@ class Deliverer:
         await self._sender.close()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             # Cleared before the look, so a wake during it is not lost: the wait below returns at once.
             self._wake.clear()
             try:
                 await self._claim_and_send()
                 await self._prune_now_and_then()
             except StorageUnavailable as exc:
+                if self._stopping.is_set():
+                    return
                 logger.warning("webhook outbox unavailable: %s", first_line(exc))
-                await asyncio.sleep(_STORAGE_BACKOFF_SECONDS)
+                await self._pause(_STORAGE_BACKOFF_SECONDS)
                 continue
             except Exception:
+                if self._stopping.is_set():
+                    return
                 logger.exception("webhook deliverer: unexpected error; going on")
-                await asyncio.sleep(_STORAGE_BACKOFF_SECONDS)
+                await self._pause(_STORAGE_BACKOFF_SECONDS)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+            await self._pause(self._poll_seconds)
+
+    async def _pause(self, seconds: float) -> None:
+        """Until woken (or stopped), at most ``seconds``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
 
     async def _claim_and_send(self) -> None:
         free = self._concurrency - len(self._sending)
