@@ -38,16 +38,16 @@ run: $(STAMP)  ## start Parley on 127.0.0.1:8000 (SQLite under ./data, in-proces
 test: lint pytest  ## the whole suite: lint, types, tests
 
 lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/mypy src
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/mypy src examples
 
 pytest: $(STAMP)  ## the tests only
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 format: $(STAMP)  ## apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench examples
+	$(BIN)/ruff format src tests bench examples
 
 bench: $(STAMP)  ## run the benchmarks; figures go to bench/README.md by hand
 	$(BIN)/python -m bench

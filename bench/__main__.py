@@ -1,5 +1,5 @@
 """``python -m bench [latency|throughput|bounded|retention|local|local_quality|scaleout|sessions|streams|overhead
-|webhooks|peers ...] [--quick] [--turns N ...]``: run benchmarks, print ratios. ``peers`` (not in the default
+|webhooks|graphs|peers ...] [--quick] [--turns N ...]``: run benchmarks, print ratios. ``peers`` (not in the default
 set: it installs the peers from PyPI) also takes ``--contenders`` and ``--size KEY=VALUE``."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 from bench import (
     bounded,
+    graphs,
     latency,
     local_model,
     local_quality,
@@ -36,6 +37,7 @@ DEFAULT = [
     "streams",
     "overhead",
     "webhooks",
+    "graphs",
 ]
 
 
@@ -94,6 +96,8 @@ def main() -> None:
                 results[name] = streams.run(workdir, quick=args.quick)
             elif name == "webhooks":
                 results[name] = webhooks.run(workdir, quick=args.quick)
+            elif name == "graphs":
+                results[name] = graphs.run(workdir, turns=100 if args.quick else 500)
             elif name == "overhead":
                 results[name] = overhead.run(workdir, turns=100 if args.quick else 500)
             elif name == "peers":
@@ -128,6 +132,8 @@ def main() -> None:
         )
     if "local_quality" in results:
         print(local_quality.summary_line(results["local_quality"]))
+    if "graphs" in results:
+        print(graphs.summary_line(results["graphs"]))
     if "bounded" in results:
         r = results["bounded"]
         print(

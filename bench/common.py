@@ -3,6 +3,7 @@ reports use."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import signal
@@ -301,3 +302,65 @@ def poll(check: Callable[[], Any], *, within: float, every: float = 0.05) -> Any
         if time.monotonic() > deadline:
             raise TimeoutError(f"not done within {within}s")
         time.sleep(every)
+
+
+ALTERNATING_SESSIONS = 10
+ALTERNATING_WARMUP = 40
+
+
+async def measure_alternating(
+    contenders: dict[str, tuple[str, dict[str, str]]],
+    *,
+    turns: int,
+    baseline: str,
+    first_message: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Inline chat turns and session reads, request by request in alternation between ``contenders``
+    (``name: (base URL, headers)``) over ``ALTERNATING_SESSIONS`` sessions each, after a warm-up: p50/p99
+    of each, and each one's p50 against ``baseline``'s (``_adds_…_ms``, ``_…_ratio``). ``first_message``
+    adds fields to a contender's session-creating messages (``{"graph": …}``)."""
+    chat: dict[str, list[float]] = {name: [] for name in contenders}
+    read: dict[str, list[float]] = {name: [] for name in contenders}
+    async with httpx.AsyncClient(timeout=30) as client:
+        sessions: dict[str, list[str]] = {name: [] for name in contenders}
+        for i in range(turns + ALTERNATING_WARMUP):
+            for name, (url, headers) in contenders.items():
+                body: dict[str, Any] = {"user_id": "bench", "message": f"message {i}", "wait": 30}
+                known = sessions[name]
+                if len(known) == ALTERNATING_SESSIONS:
+                    body["session_id"] = known[i % ALTERNATING_SESSIONS]
+                else:
+                    body.update((first_message or {}).get(name, {}))
+                started = asyncio.get_running_loop().time()
+                response = await client.post(f"{url}/v1/chat", json=body, headers=headers)
+                took_chat = asyncio.get_running_loop().time() - started
+                assert response.status_code == 200, response.text
+                assert response.json()["status"] == "completed", response.text
+                session_id = response.json()["session_id"]
+                if len(known) < ALTERNATING_SESSIONS:
+                    known.append(session_id)
+                started = asyncio.get_running_loop().time()
+                response = await client.get(
+                    f"{url}/v1/sessions/{session_id}", headers={**headers, "X-User-Id": "bench"}
+                )
+                took_read = asyncio.get_running_loop().time() - started
+                assert response.status_code == 200, response.text
+                if i >= ALTERNATING_WARMUP:
+                    chat[name].append(took_chat)
+                    read[name].append(took_read)
+    ms = 1000.0
+    result: dict[str, Any] = {"turns": turns}
+    for name in contenders:
+        result[f"{name}_chat_p50_ms"] = percentile(chat[name], 50) * ms
+        result[f"{name}_chat_p99_ms"] = percentile(chat[name], 99) * ms
+        result[f"{name}_read_p50_ms"] = percentile(read[name], 50) * ms
+        result[f"{name}_read_p99_ms"] = percentile(read[name], 99) * ms
+    for name in contenders.keys() - {baseline}:
+        for kind in ("chat", "read"):
+            result[f"{name}_adds_{kind}_p50_ms"] = (
+                result[f"{name}_{kind}_p50_ms"] - result[f"{baseline}_{kind}_p50_ms"]
+            )
+            result[f"{name}_{kind}_p50_ratio"] = (
+                result[f"{name}_{kind}_p50_ms"] / result[f"{baseline}_{kind}_p50_ms"]
+            )
+    return result

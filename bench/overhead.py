@@ -24,12 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from bench.common import REPO, parley_server, percentile
-
-SESSIONS = 10
-WARMUP = 40
+from bench.common import REPO, measure_alternating, parley_server
 
 
 class _Sink(BaseHTTPRequestHandler):
@@ -71,52 +66,6 @@ def _create_key(data_dir: Path) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
-async def _measure(contenders: dict[str, tuple[str, dict[str, str]]], *, turns: int) -> dict[str, Any]:
-    chat: dict[str, list[float]] = {name: [] for name in contenders}
-    read: dict[str, list[float]] = {name: [] for name in contenders}
-    async with httpx.AsyncClient(timeout=30) as client:
-        sessions: dict[str, list[str]] = {name: [] for name in contenders}
-        for i in range(turns + WARMUP):
-            for name, (url, headers) in contenders.items():
-                body: dict[str, Any] = {"user_id": "bench", "message": f"message {i}", "wait": 30}
-                known = sessions[name]
-                if len(known) == SESSIONS:
-                    body["session_id"] = known[i % SESSIONS]
-                started = asyncio.get_running_loop().time()
-                response = await client.post(f"{url}/v1/chat", json=body, headers=headers)
-                took_chat = asyncio.get_running_loop().time() - started
-                assert response.status_code == 200, response.text
-                assert response.json()["status"] == "completed", response.text
-                session_id = response.json()["session_id"]
-                if len(known) < SESSIONS:
-                    known.append(session_id)
-                started = asyncio.get_running_loop().time()
-                response = await client.get(
-                    f"{url}/v1/sessions/{session_id}", headers={**headers, "X-User-Id": "bench"}
-                )
-                took_read = asyncio.get_running_loop().time() - started
-                assert response.status_code == 200, response.text
-                if i >= WARMUP:
-                    chat[name].append(took_chat)
-                    read[name].append(took_read)
-    ms = 1000.0
-    result: dict[str, Any] = {"turns": turns}
-    for name in contenders:
-        result[f"{name}_chat_p50_ms"] = percentile(chat[name], 50) * ms
-        result[f"{name}_chat_p99_ms"] = percentile(chat[name], 99) * ms
-        result[f"{name}_read_p50_ms"] = percentile(read[name], 50) * ms
-        result[f"{name}_read_p99_ms"] = percentile(read[name], 99) * ms
-    for name in contenders.keys() - {"off"}:
-        for kind in ("chat", "read"):
-            result[f"{name}_adds_{kind}_p50_ms"] = (
-                result[f"{name}_{kind}_p50_ms"] - result[f"off_{kind}_p50_ms"]
-            )
-            result[f"{name}_{kind}_p50_ratio"] = (
-                result[f"{name}_{kind}_p50_ms"] / result[f"off_{kind}_p50_ms"]
-            )
-    return result
-
-
 def run(workdir: Path, *, turns: int = 500) -> dict[str, Any]:
     """Alternate ``turns`` chat turns and session reads between the contenders."""
     off_dir, on_dir, traced_dir = (
@@ -149,4 +98,4 @@ def run(workdir: Path, *, turns: int = 500) -> dict[str, Any]:
             "on": (on.url, {"Authorization": f"Bearer {keys[on_dir]}"}),
             "traced": (traced.url, {"Authorization": f"Bearer {keys[traced_dir]}"}),
         }
-        return asyncio.run(_measure(contenders, turns=turns))
+        return asyncio.run(measure_alternating(contenders, turns=turns, baseline="off"))

@@ -13,13 +13,15 @@ import psycopg
 from parley.core.context import GraphContext
 from parley.core.errors import ConfigurationError
 from parley.core.events import EventBus
-from parley.core.graph_loader import load_graph
+from parley.core.graph_loader import load_programs
 from parley.core.journal import EventJournal
 from parley.core.ports import Runner
+from parley.core.programs import ProgramSet
 from parley.core.retention import CheckpointRetention
 from parley.core.telemetry import NO_TELEMETRY, TurnTelemetry
 from parley.core.turns import TurnExecutor, TurnPolicy
 from parley.models.factory import build_chat_model
+from parley.models.scripted import ScriptedChatModel
 from parley.observability.metrics import Metrics
 from parley.runners.inprocess import InProcessRunner
 from parley.runners.queue import QueueRunner, queue_app
@@ -40,18 +42,18 @@ _RUNNER_LOCK_KEY = 0x7061726C6569
 def build_executor(
     settings: Settings, storage: Storage, journal: EventJournal, *, telemetry: TurnTelemetry = NO_TELEMETRY
 ) -> TurnExecutor:
-    """The chat model and the graph, and the executor that runs their turns.
+    """The chat model and the graphs, and the executor that runs their turns.
 
-    ``ConfigurationError`` if the model cannot be built or the graph cannot be loaded.
+    ``ConfigurationError`` if the model cannot be built or a graph cannot be loaded.
     """
     model = build_chat_model(settings)
-    graph = load_graph(
-        settings.graph,
+    programs = load_programs(
+        settings.graph_references(),
         context=GraphContext(model=model, settings=settings, store=storage.store),
         checkpointer=storage.checkpointer,
     )
     return TurnExecutor(
-        graph=graph,
+        programs=programs,
         checkpointer=storage.checkpointer,
         store=storage.store,
         events=journal,
@@ -65,6 +67,18 @@ def build_executor(
             interrupt_after=tuple(settings.interrupt_after),
         ),
         telemetry=telemetry,
+    )
+
+
+def load_catalog(settings: Settings, storage: Storage) -> ProgramSet:
+    """The graphs an API instance that runs no turns (``--runner queue``) serves, for ``GET /v1/graphs``
+    and for checking the ``graph`` of a request: loaded as the workers load them, but around a scripted
+    model that is never called — the real one (the local model's weights above all) is the workers' to
+    hold. ``ConfigurationError`` if a graph cannot be loaded: better here than at the first turn."""
+    return load_programs(
+        settings.graph_references(),
+        context=GraphContext(model=ScriptedChatModel(), settings=settings, store=storage.store),
+        checkpointer=storage.checkpointer,
     )
 
 
@@ -141,8 +155,8 @@ async def build_runner(
     stack: AsyncExitStack,
     *,
     telemetry: TurnTelemetry = NO_TELEMETRY,
-) -> tuple[Runner, TurnExecutor | None]:
-    """The runner of an API instance (not started), and its executor when it runs turns itself."""
+) -> tuple[Runner, ProgramSet]:
+    """The runner of an API instance (not started), and the graphs it serves."""
     bus = journal.bus
     if settings.runner == "queue":
         assert settings.database_url is not None
@@ -150,13 +164,13 @@ async def build_runner(
         await relay.start()
         stack.push_async_callback(relay.stop)
         app = queue_app(settings.database_url, pool_size=settings.database_pool_size)
-        return QueueRunner(app=app, relay=relay), None
+        return QueueRunner(app=app, relay=relay), load_catalog(settings, storage)
     await hold_runner_lock(settings, stack, worker=False)
     executor = build_executor(settings, storage, journal, telemetry=telemetry)
     await open_retention(settings, storage, executor, stack)
     return InProcessRunner(
         store=storage.store, executor=executor, max_concurrent=settings.max_concurrent_turns
-    ), executor
+    ), executor.programs
 
 
 async def open_deliverer(

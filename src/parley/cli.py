@@ -107,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     chat.add_argument("--session", help="continue this session (default: the first message starts one)")
     chat.add_argument(
+        "--graph", help="the graph a new session talks to (GET /v1/graphs; default: the service's first)"
+    )
+    chat.add_argument(
         "--poll-seconds",
         type=float,
         default=1.0,
@@ -352,6 +355,7 @@ def _chat(args: argparse.Namespace) -> int:
             user_id=user,
             api_key=api_key,
             session_id=args.session,
+            graph=args.graph,
             poll_seconds=args.poll_seconds,
         )
     )

@@ -60,7 +60,7 @@ async def _export(settings: Settings, session_id: str, out: IO[bytes]) -> None:
         else:
             storage = await open_storage(settings, stack)
             db, saver = storage.db, storage.checkpointer
-        transfer = SqlTransfer(db=db, saver=saver, graph=settings.graph)
+        transfer = SqlTransfer(db=db, saver=saver, graphs=settings.graph_references())
         stream = await transfer.open_export(session_id=session_id, user_id="", operator=True)
         async for chunk in stream:
             out.write(chunk)
@@ -70,7 +70,7 @@ async def _export(settings: Settings, session_id: str, out: IO[bytes]) -> None:
 async def _import(settings: Settings, source: Path, *, replace: bool) -> str:
     async with AsyncExitStack() as stack:
         storage = await open_storage(settings, stack)
-        transfer = SqlTransfer(db=storage.db, saver=storage.checkpointer, graph=settings.graph)
+        transfer = SqlTransfer(db=storage.db, saver=storage.checkpointer, graphs=settings.graph_references())
         done = await transfer.import_document(source=source, replace=replace)
         counts = ", ".join(f"{n} {kind}" for kind, n in done.counts.items())
         return f"parley: imported session {done.session_id} of {done.user_id} ({counts or 'empty'})"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,6 +17,9 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_GRAPH = "parley.bots.assistant:build_graph"
+DEFAULT_GRAPH_NAME = "default"
+"""The name of the one graph ``PARLEY_GRAPH`` names (``PARLEY_GRAPHS`` names each of its own)."""
+GRAPH_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 DEFAULT_SYSTEM_PROMPT = (
     "You are Parley, a helpful, concise assistant. Answer the user's question directly; "
     "say so when you do not know."
@@ -97,7 +101,13 @@ class Settings(BaseSettings):
 
     graph: str = Field(
         default=DEFAULT_GRAPH,
-        description="package.module:attr of a StateGraph, a compiled graph, or a factory of either.",
+        description="package.module:attr of the one graph served (named 'default'): a StateGraph, a "
+        "compiled graph or Functional API entrypoint, a parley.hosting.host(...), or a factory of any.",
+    )
+    graphs: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Several graphs, comma-separated, each name=package.module:attr (the first is the "
+        "default); instead of PARLEY_GRAPH.",
     )
     model: str | None = Field(
         default=None,
@@ -389,6 +399,7 @@ class Settings(BaseSettings):
     @field_validator(
         "interrupt_before",
         "interrupt_after",
+        "graphs",
         "review_keywords",
         "cors_origins",
         "webhook_allowed_hosts",
@@ -493,10 +504,32 @@ class Settings(BaseSettings):
     @field_validator("graph")
     @classmethod
     def _graph_is_a_reference(cls, value: str) -> str:
-        module, sep, attr = value.partition(":")
-        if not sep or not module or not attr:
-            raise ValueError("must be 'package.module:attribute'")
+        _check_reference(value)
         return value
+
+    @field_validator("graphs")
+    @classmethod
+    def _graphs_are_named_references(cls, value: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for entry in value:
+            name, sep, reference = entry.partition("=")
+            name, reference = name.strip(), reference.strip()
+            if not sep or not GRAPH_NAME.fullmatch(name):
+                raise ValueError(
+                    f"{entry!r}: each entry is name=package.module:attribute, the name 1-40 of a-z, 0-9, "
+                    "'_' and '-', starting with a letter or digit"
+                )
+            if name in seen:
+                raise ValueError(f"the graph name {name!r} is given twice")
+            seen.add(name)
+            _check_reference(reference)
+        return [entry.replace(" ", "") for entry in value]
+
+    def graph_references(self) -> list[tuple[str, str]]:
+        """The graphs this service hosts, ``(name, reference)`` in order: the first is the default."""
+        if self.graphs:
+            return [(name, reference) for name, _, reference in (e.partition("=") for e in self.graphs)]
+        return [(DEFAULT_GRAPH_NAME, self.graph)]
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
@@ -510,6 +543,8 @@ class Settings(BaseSettings):
             raise ValueError("database_url must be sqlite:///path or postgresql://user@host:port/db")
         if self.local_loop_repeats == 1:
             raise ValueError("local_loop_repeats must be 0 (off) or at least 2: one occurrence is no loop")
+        if self.graphs and "graph" in self.model_fields_set:
+            raise ValueError("set graph (one graph) or graphs (several), not both")
         if self.runner == "queue" and self.backend != "postgres":
             raise ValueError("runner=queue needs PostgreSQL: set database_url=postgresql://…")
         if self.webhook_allowed_hosts and not self.webhook_secret:
@@ -564,3 +599,9 @@ class Settings(BaseSettings):
     def model_name(self) -> str:
         """The chat model actually used: the offline local model unless another is configured."""
         return self.model or "local"
+
+
+def _check_reference(value: str) -> None:
+    module, sep, attr = value.partition(":")
+    if not sep or not module or not attr:
+        raise ValueError(f"{value!r} must be 'package.module:attribute'")

@@ -65,7 +65,7 @@ def test_streamed_tokens_add_up_to_the_reply_as_it_is_written(start_server: Any)
     assert events[-1].data == final  # the message resource, as GET /v1/messages/{id} shows it
     assert tokens(events) == REPLY == final["reply"]
     assert [e.data["node"] for e in events if e.event == "token"] == ["agent"] * 6
-    assert {"node": "agent"} in [e.data for e in events if e.event == "update"]
+    assert {"node": "agent", "namespace": []} in [e.data for e in events if e.event == "update"]
 
 
 def test_a_reconnect_mid_turn_gets_exactly_what_was_missed(start_server: Any) -> None:
@@ -174,7 +174,7 @@ def test_a_confirmation_is_streamed_and_the_resume_streams_its_turn(start_server
             answered = read_all(response)
     assert_consecutive(answered)
     assert answered[-1].data["status"] == "completed"
-    assert {"node": "tools"} in [e.data for e in answered if e.event == "update"]
+    assert {"node": "tools", "namespace": []} in [e.data for e in answered if e.event == "update"]
     assert tokens(answered) == answered[-1].data["reply"]
 
 

@@ -106,6 +106,10 @@ EXPECTED: dict[tuple[str, str], dict[str, Cell]] = {
         none=U, wrong=U, revoked=U, service=(403, 403), user=(403, 403), operator=(200, 200), admin=(200, 200)
     ),
     ("GET", "/v1/interrupts/{interrupt_id}"): READ,
+    # What graphs the service hosts: any caller with a key, no user's data.
+    ("GET", "/v1/graphs"): row(
+        none=U, wrong=U, revoked=U, service=(200, 200), user=(200, 200), operator=(200, 200), admin=(200, 200)
+    ),
 }
 FRESH = {
     ("POST", "/v1/sessions/{session_id}/resume"),

@@ -227,7 +227,8 @@ async def test_reply_tokens_and_node_updates_are_published_as_the_turn_runs(harn
     assert len(tokens) > 3
     assert "".join(tokens) == "Echo: stream these words please"
     assert all(e.data["node"] == "agent" for e in events if e.kind == "token")
-    assert {"node": "agent"} in [e.data for e in events if e.kind == "update"]
+    assert all(e.data["namespace"] == [] for e in events if e.kind == "token")  # the root graph spoke
+    assert {"node": "agent", "namespace": []} in [e.data for e in events if e.kind == "update"]
     # In process the event carries the record; from a worker, only the status (the row has the rest).
     final = (await harness.client.get(f"/v1/messages/{accepted['message_id']}", headers=ALICE)).json()
     assert final["status"] == "completed"

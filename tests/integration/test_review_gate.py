@@ -165,7 +165,7 @@ async def test_no_token_of_a_flagged_draft_is_streamed_but_an_unflagged_reply_st
 
     flagged = await stream(FLAGGED)
     assert _status(flagged[-1]) == "interrupted"
-    assert {"node": "agent"} in [e.data for e in flagged if e.kind == "update"]
+    assert {"node": "agent", "namespace": []} in [e.data for e in flagged if e.kind == "update"]
     assert [e.data for e in flagged if e.kind == "token"] == []
 
 
@@ -189,5 +189,8 @@ async def test_no_token_of_a_draft_flagged_after_a_resume_is_streamed(
         events = await _events_until_done(queue)
     assert {"status": "running", "attempt": 1} in [e.data for e in events if e.kind == "status"]  # saw it all
     assert _status(events[-1]) == "interrupted"
-    assert [e.data for e in events if e.kind == "update"][:2] == [{"node": "tools"}, {"node": "agent"}]
+    assert [e.data for e in events if e.kind == "update"][:2] == [
+        {"node": "tools", "namespace": []},
+        {"node": "agent", "namespace": []},
+    ]
     assert [e.data for e in events if e.kind == "token"] == []

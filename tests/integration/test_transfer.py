@@ -365,3 +365,51 @@ async def test_a_session_that_moves_during_its_export_gets_no_checksum(
     assert other.status_code == 422
     assert "truncated" in other.json()["detail"]
     assert table_counts(h.services.settings) == before
+
+
+async def test_a_session_moves_only_to_an_instance_that_serves_its_graph(
+    target: Settings, harness_factory: Any, make_settings: Any
+) -> None:
+    graphs = "qa=tests.graphs.custom_state:qa,fn=tests.graphs.functional:bot"
+    source = await harness_factory(make_settings(operator_header_enabled=True, graphs=graphs))
+    first = (await source.chat(message="one", graph="fn")).json()
+    sid = first["session_id"]
+    assert first["reply"] == "turn 1: one"
+    document = await _export(source, sid)
+    assert json.loads(document)["graph"] == "fn"
+
+    # Served under the same name, in another place in the list (not the default there): the session keeps it.
+    there = await harness_factory(
+        settings_for(
+            target.backend,
+            target.data_dir,
+            target.database_url,
+            graphs="x=tests.graphs.counting:graph,fn=tests.graphs.functional:bot",
+        )
+    )
+    assert (await _import(there, document)).status_code == 201
+    session = (await there.client.get(f"/v1/sessions/{sid}", headers=ALICE)).json()
+    assert session["graph"] == "fn"
+    second = (await there.chat(session_id=sid, message="two")).json()
+    assert second["reply"] == "turn 2: two"  # the entrypoint's ``previous`` came along
+
+
+async def test_a_document_of_a_graph_not_served_here_is_refused(
+    target: Settings, harness_factory: Any, make_settings: Any
+) -> None:
+    graphs = "qa=tests.graphs.custom_state:qa,fn=tests.graphs.functional:bot"
+    source = await harness_factory(make_settings(operator_header_enabled=True, graphs=graphs))
+    sid = (await source.chat(message="one", graph="fn")).json()["session_id"]
+    document = await _export(source, sid)
+    there = await harness_factory(
+        settings_for(
+            target.backend, target.data_dir, target.database_url, graphs="qa=tests.graphs.custom_state:qa"
+        )
+    )
+    before = table_counts(target)
+    refused = await _import(there, document)
+    assert refused.status_code == 422
+    [error] = refused.json()["errors"]
+    assert error["field"] == "body.graph"
+    assert "does not serve" in error["msg"]
+    assert table_counts(target) == before

@@ -4,8 +4,8 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from parley.core.errors import InvalidInput
+from parley.core.programs import reply_of
 from parley.core.sessions import MAX_CURSOR_POSITION, decode_cursor, encode_cursor
-from parley.core.turns import reply_of
 
 
 def test_reply_is_the_last_ai_message_after_the_users_message() -> None:

@@ -22,7 +22,7 @@ from parley.api.openapi import install_openapi
 from parley.api.page import install_page
 from parley.api.rate_limit import RateLimit, enforce_rate_limit
 from parley.api.request_context import RequestContext
-from parley.api.routers import chat, interrupts, messages, ops, sessions, transfer
+from parley.api.routers import chat, graphs, interrupts, messages, ops, sessions, transfer
 from parley.api.routers import metrics as metrics_route
 from parley.assembly import build_runner, open_deliverer, open_journal
 from parley.core.api_keys import KeyResolver
@@ -57,7 +57,7 @@ async def open_services(
         storage = await open_storage(settings, stack)
         bus = EventBus()
         journal = await open_journal(settings, storage, bus, stack, runs_turns=settings.runner == "inprocess")
-        runner, _ = await build_runner(
+        runner, programs = await build_runner(
             settings, storage, journal, stack, telemetry=TurnInstruments(metrics=metrics, tracing=tracing)
         )
         if isinstance(runner, InProcessRunner):
@@ -71,7 +71,10 @@ async def open_services(
             journal=journal,
             runner=runner,
             checkpointer=storage.checkpointer,
-            transfer=SqlTransfer(db=storage.db, saver=storage.checkpointer, graph=settings.graph),
+            transfer=SqlTransfer(
+                db=storage.db, saver=storage.checkpointer, graphs=settings.graph_references()
+            ),
+            programs=programs,
             metrics=metrics,
             tracing=tracing,
             keys=KeyResolver(store=storage.store, ttl_seconds=settings.key_cache_seconds),
@@ -141,10 +144,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             )
         _warn_about_auth(settings)
         logger.info(
-            "parley ready: storage=%s runner=%s graph=%s model=%s",
+            "parley ready: storage=%s runner=%s graphs=%s model=%s",
             settings.storage_label,
             settings.runner,
-            settings.graph,
+            ",".join(f"{name}={reference}" for name, reference in settings.graph_references()),
             settings.model_name,
         )
         yield
@@ -181,7 +184,7 @@ def create_app(
         max_bytes=resolved.max_body_bytes,
         streamed={transfer.IMPORT_PATH: resolved.import_max_bytes},
     )
-    for module in (chat, messages, transfer, sessions, interrupts):
+    for module in (chat, messages, transfer, sessions, interrupts, graphs):
         app.include_router(module.router, dependencies=[Depends(enforce_rate_limit)])
     # Health checks and metrics are never rate limited: a busy caller must not blind the operator.
     for module in (ops, metrics_route):

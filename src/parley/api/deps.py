@@ -20,6 +20,7 @@ from parley.core.errors import Forbidden
 from parley.core.events import EventBus
 from parley.core.journal import EventJournal
 from parley.core.ports import Runner, SessionTransfer, Store
+from parley.core.programs import ProgramSet
 from parley.observability.metrics import Metrics
 from parley.observability.tracing import Tracing
 from parley.settings import Settings
@@ -42,6 +43,8 @@ class Services:
     keys: KeyResolver
     webhooks: DestinationPolicy
     """Where a callback_url may point (``PARLEY_WEBHOOK_ALLOWED_HOSTS``)."""
+    programs: ProgramSet
+    """The graphs served (``PARLEY_GRAPHS``), the default first."""
 
 
 def get_services(request: Request) -> Services:

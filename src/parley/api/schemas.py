@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
 
@@ -22,6 +22,7 @@ from parley.core.records import (
 from parley.core.redaction import interrupt_for_viewer, interrupts_for_viewer
 from parley.core.statuses import MessageKind, MessageStatus, SessionStatus
 from parley.core.timestamps import format_timestamp
+from parley.settings import GRAPH_NAME
 
 Timestamp = Annotated[
     datetime,
@@ -78,6 +79,14 @@ class ChatRequest(BaseModel):
         description="Where to POST the message resource, signed (Standard Webhooks), once the message "
         "ends: an http(s) URL on a host PARLEY_WEBHOOK_ALLOWED_HOSTS allows. Default: the API key's.",
     )
+    graph: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=40,
+        pattern=f"^{GRAPH_NAME.pattern}$",
+        description="Which graph a new session talks to (GET /v1/graphs lists them); default: the first. "
+        "A session stays with its graph: naming another for an existing session is 409 graph-mismatch.",
+    )
 
     @field_validator("message")
     @classmethod
@@ -133,12 +142,14 @@ class InterruptOut(_InterruptFields):
     """A pending interrupt in the operator queue."""
 
     age_seconds: float
+    graph: str = Field(description="The graph of the interrupt's session.")
 
     @classmethod
     def of(cls, record: PendingInterrupt, *, now: datetime) -> InterruptOut:
         return cls(
             **_interrupt_fields(record, value=record.value),
             age_seconds=round((now - record.created_at).total_seconds(), 3),
+            graph=record.graph or "",
         )
 
 
@@ -301,6 +312,7 @@ class SessionOut(BaseModel):
 
     session_id: str
     user_id: str
+    graph: str = Field(description="The graph the session was created with, which runs all its turns.")
     status: SessionStatus
     pending_interrupts: list[dict[str, Any]]
     message_count: int
@@ -315,6 +327,7 @@ class SessionOut(BaseModel):
         return cls(
             session_id=record.session_id,
             user_id=record.user_id,
+            graph=record.graph,
             status=record.status,
             pending_interrupts=[
                 interrupt_for_viewer(i, operator=operator) for i in record.pending_interrupts
@@ -487,3 +500,28 @@ class Health(BaseModel):
     """Liveness and readiness answers."""
 
     status: str
+
+
+class GraphOut(BaseModel):
+    """One graph this service hosts (``GET /v1/graphs``)."""
+
+    name: str = Field(description="What `graph` in POST /v1/chat names.")
+    default: bool = Field(description="Whether a new session gets this graph when the request names none.")
+    kind: Literal["graph", "functional"] = Field(
+        description="graph: a StateGraph (or compiled graph); functional: a Functional API @entrypoint."
+    )
+    input: Literal["messages", "mapped"] = Field(
+        description="messages: the user's text arrives as a HumanMessage in `messages`; mapped: through "
+        "the mapping its author gave (parley.hosting.host)."
+    )
+    interrupts: list[str] | None = Field(
+        description="The interrupt kinds the graph declares it may raise (confirm, input, review), plus "
+        "breakpoint where PARLEY_INTERRUPT_BEFORE/AFTER names its nodes; null: not declared."
+    )
+    description: str
+
+
+class GraphsOut(BaseModel):
+    """``GET /v1/graphs``: the graphs this service hosts, the default first."""
+
+    items: list[GraphOut]

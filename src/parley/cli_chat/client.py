@@ -129,11 +129,14 @@ class ParleyClient:
 
     # -- turns ----------------------------------------------------------------------------------
 
-    def chat(self, *, message: str, session_id: str | None) -> TurnStream:
-        """``POST /v1/chat`` for the event stream of the new message (a new session when None)."""
+    def chat(self, *, message: str, session_id: str | None, graph: str | None = None) -> TurnStream:
+        """``POST /v1/chat`` for the event stream of the new message (a new session when None, with
+        ``graph`` when given)."""
         body: dict[str, Any] = {**self._named(), "message": message}
         if session_id is not None:
             body["session_id"] = session_id
+        if graph is not None:
+            body["graph"] = graph
         return self._post_turn("/v1/chat", body)
 
     def resume(self, *, session_id: str, interrupt_id: str, value: Any) -> TurnStream:

@@ -151,7 +151,9 @@ class Chat:
 
     def _send(self, text: str) -> None:
         try:
-            turn = self.client.chat(message=text, session_id=self.session_id)
+            # Only a new session takes the graph: a session keeps its own (naming another is refused).
+            graph = self.options.graph if self.session_id is None else None
+            turn = self.client.chat(message=text, session_id=self.session_id, graph=graph)
         except ChatError as exc:
             self._fail(exc)
             return

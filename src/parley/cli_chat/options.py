@@ -24,6 +24,8 @@ class ChatOptions:
     api_key: str | None = None
     """Sent as ``Authorization: Bearer`` (``--api-key``, ``PARLEY_API_KEY``)."""
     session_id: str | None = None
+    graph: str | None = None
+    """The graph a new session is created with (``--graph``); None: the service's default."""
     poll_seconds: float = 1.0
     """How often the session is read while an operator reviews a reply."""
     reconnect_seconds: float = 30.0

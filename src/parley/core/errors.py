@@ -54,6 +54,12 @@ class InterruptNotPending(Conflict):
     type_slug = "interrupt-not-pending"
 
 
+class GraphMismatch(Conflict):
+    """A chat message names a graph other than the one its session is bound to."""
+
+    type_slug = "graph-mismatch"
+
+
 class SessionInterrupted(Conflict):
     """A chat message reached a session that waits on an interrupt."""
 

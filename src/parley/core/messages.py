@@ -28,6 +28,7 @@ async def submit_chat(
     max_unfinished: int | None = None,
     answerer: Answerer | None = None,
     callback_url: str | None = None,
+    graph: str | None = None,
 ) -> MessageRecord:
     """Record the user's message durably, then have its turn run. Returns the ``queued`` record.
 
@@ -45,6 +46,7 @@ async def submit_chat(
         max_unfinished=max_unfinished,
         answerer=answerer,
         callback_url=callback_url,
+        graph=graph,
     )
     return await _started(runner, record)
 

@@ -60,8 +60,11 @@ class Store(Protocol):
         max_unfinished: int | None = None,
         answerer: Answerer | None = None,
         callback_url: str | None = None,
+        graph: str | None = None,
     ) -> MessageRecord:
-        """Record a message as ``queued`` (creating the session when ``session_id`` is None).
+        """Record a message as ``queued`` (creating the session when ``session_id`` is None, bound to
+        ``graph`` — the default graph when None; an existing session's graph must be ``graph`` when it is
+        given, else ``GraphMismatch``).
 
         One transaction: the ownership check, the busy check, the message row and the user's transcript
         line are written together or not at all. Raises ``NotFound`` or ``SessionBusy``. With an
@@ -115,9 +118,20 @@ class Store(Protocol):
         """Mark the key revoked (a second revoke keeps the first time); None if there is no such key."""
 
     async def list_interrupts(
-        self, *, kind: str | None, created_before: datetime | None, session_id: str | None, limit: int
+        self,
+        *,
+        kind: str | None,
+        created_before: datetime | None,
+        session_id: str | None,
+        limit: int,
+        graph: str | None = None,
     ) -> list[PendingInterrupt]:
-        """Pending interrupts across every session, oldest first (the operator queue)."""
+        """Pending interrupts across every session, oldest first (the operator queue), each naming its
+        session's graph; with ``graph``, only those of that graph's sessions."""
+
+    async def session_graph(self, *, session_id: str) -> str:
+        """The graph a session is bound to (the default graph's name for one made before graphs had names,
+        or for no such session)."""
 
     async def perform_once(
         self,

@@ -68,6 +68,8 @@ class PendingInterrupt:
     kind: str
     value: Any
     created_at: datetime
+    graph: str | None = None
+    """The session's graph, where the query read it (the operator queue)."""
 
     def as_api(self) -> dict[str, Any]:
         """The ``{id, value, kind}`` form messages and sessions show."""
@@ -82,6 +84,8 @@ class SessionRecord:
     user_id: str
     created_at: datetime
     updated_at: datetime
+    graph: str = ""
+    """The hosted graph the session is bound to (``PARLEY_GRAPHS``)."""
     message_count: int = 0
     pending_count: int = 0
     last_message: MessageRecord | None = None

@@ -102,8 +102,10 @@ class Rewinder:
         repose: Repose,
         breakpoint_outcome: Callable[[str, tuple[str, ...]], list[dict[str, Any]]],
         interrupt_before: tuple[str, ...] = (),
+        copy_as: str | None = None,
     ) -> None:
         self._graph = graph
+        self._copy_as = copy_as
         self._checkpointer = checkpointer
         self._store = store
         self._events = events
@@ -127,7 +129,7 @@ class Rewinder:
             head = await self._checkpointer.aget_tuple(thread(session_id))
             if head is None or owner_rewind(head) != message_id:
                 config: RunnableConfig = {**target.config, "metadata": metadata}
-                await self._graph.aupdate_state(config, None)
+                await self._graph.aupdate_state(config, None, as_node=self._copy_as)
             moved = True
             branch = await self._branch(target, target_state)
             status, interrupts = await self._pending(message, target_state, metadata)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from parley.core.auth import CallerRole, RoleForbidden
-from parley.core.errors import Forbidden, QueueFull, SessionBusy, SessionInterrupted
+from parley.core.errors import Forbidden, GraphMismatch, QueueFull, SessionBusy, SessionInterrupted
 from parley.core.records import PendingInterrupt
 from parley.core.redaction import interrupts_for_viewer
 from parley.core.statuses import InterruptKind
@@ -21,6 +21,17 @@ def check_not_busy(*, session_id: str, pending_message_id: str | None) -> None:
         raise SessionBusy(
             f"Session {session_id} is busy with message {pending_message_id}.",
             message_id=pending_message_id,
+        )
+
+
+def check_graph(*, session_id: str, bound: str, requested: str | None) -> None:
+    """A session runs the graph it was created with: a message naming another is refused, never rerouted
+    (the other graph could not read this one's checkpoints)."""
+    if requested is not None and requested != bound:
+        raise GraphMismatch(
+            f"Session {session_id} belongs to the graph {bound!r}; a message to it cannot name "
+            f"{requested!r}. Start a new session (no session_id) to talk to another graph.",
+            graph=bound,
         )
 
 

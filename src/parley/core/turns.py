@@ -35,20 +35,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
 
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.pregel import Pregel
 from langgraph.types import Command, Interrupt, StateSnapshot
 
-from parley.core.checkpoint_tags import CHECKPOINT_TAG, ROLLBACK_TAG, USER_TAG
+from parley.core.checkpoint_tags import CHECKPOINT_TAG, GRAPH_TAG, ROLLBACK_TAG, USER_TAG
 from parley.core.errors import StorageUnavailable, TurnCancelled
 from parley.core.events import EventPublisher
 from parley.core.ports import Store
+from parley.core.programs import Program, ProgramSet
 from parley.core.records import MessageRecord
 from parley.core.retry import backoff_seconds, is_transient
 from parley.core.rewind import Rewinder
@@ -82,6 +82,9 @@ class TurnOutcome:
     reply: str | None = None
     interrupt: list[dict[str, Any]] | None = None
     error: dict[str, Any] | None = None
+    ran: bool = True
+    """False for a message refused without running its graph: there is no state of its to roll back (and
+    no graph to do it with, when its session's graph is not served)."""
 
 
 def _failed(kind: str, detail: str) -> TurnOutcome:
@@ -89,24 +92,6 @@ def _failed(kind: str, detail: str) -> TurnOutcome:
 
 
 _CANCELLED = TurnOutcome(status=MessageStatus.CANCELLED, error=CANCELLED_ERROR)
-
-
-def reply_of(messages: Sequence[BaseMessage], *, message_id: str) -> str | None:
-    """The turn's reply: the last AI message after the user's message (found by its id).
-
-    A graph that answered nothing has no reply. If the user's message is no longer in the state (a
-    graph that rewrote its history), the last AI message stands.
-    """
-    start = 0
-    for index in range(len(messages) - 1, -1, -1):
-        if isinstance(messages[index], HumanMessage) and messages[index].id == message_id:
-            start = index + 1
-            break
-    for message in reversed(messages[start:]):
-        if isinstance(message, AIMessage):
-            text = str(message.text)
-            return text if text or not message.tool_calls else None
-    return None
 
 
 _ROLLBACK_FLOOR_SECONDS = 10.0
@@ -125,12 +110,21 @@ def _breakpoint(checkpoint_id: str, nodes: Sequence[str]) -> list[dict[str, Any]
 
 
 def _outcome_of_state(
-    values: dict[str, Any] | None, interrupts: Sequence[Interrupt], message_id: str
+    program: Program, values: Any, interrupts: Sequence[Interrupt], message_id: str
 ) -> TurnOutcome:
     if interrupts:
         return TurnOutcome(status=MessageStatus.INTERRUPTED, interrupt=_interrupts(interrupts))
-    messages = (values or {}).get("messages") or []
-    return TurnOutcome(status=MessageStatus.COMPLETED, reply=reply_of(messages, message_id=message_id))
+    return TurnOutcome(
+        status=MessageStatus.COMPLETED, reply=program.adapter.reply(values, message_id=message_id)
+    )
+
+
+def _copy_as(program: Program) -> str | None:
+    """How a checkpoint is copied to become the head again (a rollback, a rewind). A ``StateGraph``'s
+    ``update_state(config, None)`` copies the state with no writes; an entrypoint's would write None as
+    its return value, so it is copied with LangGraph's ``__copy__`` (the copy is a fork of the same
+    parent, and keeps none of the metadata Parley asks it to add)."""
+    return "__copy__" if program.kind == "functional" else None
 
 
 def _thread(session_id: str) -> RunnableConfig:
@@ -144,66 +138,69 @@ def _uncancel() -> None:
         task.uncancel()
 
 
-class TurnExecutor:
-    """Runs turns of the hosted graph and records their outcome (see the module docstring)."""
+class GraphTurns:
+    """Runs turns of one hosted program and records their outcome (see the module docstring)."""
 
     def __init__(
         self,
         *,
-        graph: Pregel[Any, Any, Any, Any],
+        program: Program,
         checkpointer: BaseCheckpointSaver[Any],
         store: Store,
         events: EventPublisher,
         policy: TurnPolicy,
+        cancel_requests: set[str],
+        ended: list[Callable[[str], None]],
         telemetry: TurnTelemetry = NO_TELEMETRY,
     ) -> None:
-        self._graph = graph
+        self._program = program
+        self._graph: Pregel[Any, Any, Any, Any] = program.graph
         self._telemetry = telemetry
         self._checkpointer = checkpointer
         self._store = store
         self._events = events
         self._policy = policy
-        self._cancel_requests: set[str] = set()
+        # Shared by every program's turns: a cancel is requested by message id, before its graph is known.
+        self._cancel_requests = cancel_requests
         self._rewinder = Rewinder(
-            graph=graph,
+            graph=program.graph,
             checkpointer=checkpointer,
             store=store,
             events=events,
             repose=self._repose,
             breakpoint_outcome=_breakpoint,
             interrupt_before=policy.interrupt_before,
+            copy_as=_copy_as(program),
         )
-        self._ended: list[Callable[[str], None]] = []
+        self._ended = ended
 
-    def on_turn_end(self, callback: Callable[[str], None]) -> None:
-        """Call ``callback(session_id)`` after each message's turn ended (for checkpoint retention)."""
-        self._ended.append(callback)
-
-    def request_cancel(self, message_id: str) -> None:
-        """Mark a message cancelled: a turn that has not started will not; one running is cancelled by
-        the runner, and this mark tells that cancellation from a shutdown."""
-        self._cancel_requests.add(message_id)
-
-    async def run(self, message: MessageRecord) -> MessageRecord | None:
-        """Run ``message``'s turn to a terminal status; None if it was already terminal."""
+    async def run(self, message: MessageRecord, *, refuse: TurnOutcome | None = None) -> MessageRecord | None:
+        """Run ``message``'s turn to a terminal status; None if it was already terminal. With ``refuse``,
+        the message ends with that outcome without running."""
         try:
             with self._telemetry.turn(message) as scope:
-                return await self._run(message, scope)
+                return await self._run(message, scope, refuse)
         finally:
             for callback in self._ended:
                 callback(message.session_id)
 
-    async def _run(self, message: MessageRecord, scope: TurnScope) -> MessageRecord | None:
+    async def _run(
+        self, message: MessageRecord, scope: TurnScope, refuse: TurnOutcome | None
+    ) -> MessageRecord | None:
         message_id = message.message_id
         running = await self._store.mark_running(message_id=message_id)
         if running is None:
             self._cancel_requests.discard(message_id)
             return None
+        if refuse is not None:
+            return await self._end(running, refuse, StreamingTurnObserver(lambda text, speaker: None), scope)
         if running.kind is MessageKind.REWIND:
             return await self._rewind(running)
         # One observer for all the turn's attempts: it streams tokens and sums up the model calls.
         observer = StreamingTurnObserver(
-            lambda text, node: self._events.publish(message_id, "token", {"text": text, "node": node})
+            lambda text, speaker: self._events.publish(
+                message_id, "token", {"text": text, "node": speaker[0], "namespace": list(speaker[1])}
+            )
         )
         try:
             if message_id in self._cancel_requests or running.cancel_requested:
@@ -264,7 +261,7 @@ class TurnExecutor:
         self, message: MessageRecord, outcome: TurnOutcome, observer: StreamingTurnObserver, scope: TurnScope
     ) -> MessageRecord | None:
         message_id = message.message_id
-        if outcome.status in (MessageStatus.FAILED, MessageStatus.CANCELLED):
+        if outcome.ran and outcome.status in (MessageStatus.FAILED, MessageStatus.CANCELLED):
             try:
                 # Bounded, since no cancel stops it (asking a resume's questions again runs the graph) —
                 # but never by less than a floor: a short turn deadline must not leave half a turn in the
@@ -396,26 +393,20 @@ class TurnExecutor:
                 return None  # going on past a static breakpoint is running with no input
             # By id, so that with several pending interrupts this answers exactly this one.
             return Command(resume={interrupt_id: answer.get("value")})
-        # The message id doubles as the LangChain message id: add_messages replaces by id, so feeding
-        # the same message twice cannot append it twice.
-        return {"messages": [HumanMessage(content=message.content or "", id=message.message_id)]}
+        return self._program.adapter.to_input(message)
 
-    @staticmethod
-    def _input_applied(message: MessageRecord, values: Any) -> bool:
-        """Whether the user's message is in the state. A crash between writing the turn's first
-        checkpoint and writing its input leaves a checkpoint tagged with the message but without the
-        message in it (found by the chaos test): that turn has not started, whatever the tag says."""
-        if message.kind is MessageKind.RESUME:
-            return True
-        messages = values.get("messages") if isinstance(values, dict) else None
-        return any(getattr(m, "id", None) == message.message_id for m in messages or ())
+    def _input_applied(self, message: MessageRecord, snapshot: StateSnapshot) -> bool:
+        """Whether the graph has taken the user's message in (the program's adapter knows where it
+        looks): a checkpoint tagged with the message may predate that, and then the turn has not
+        started, whatever the tag says."""
+        return message.kind is MessageKind.RESUME or self._program.adapter.input_applied(message, snapshot)
 
     async def _own_snapshot(self, message: MessageRecord) -> StateSnapshot | None:
         """The session's latest state if this message's turn wrote it and its input is in it: the turn
         had started, and goes on from there. None if the turn has not started."""
         snapshot = await self._graph.aget_state(_thread(message.session_id))
         if (snapshot.metadata or {}).get(CHECKPOINT_TAG) == message.message_id and self._input_applied(
-            message, snapshot.values
+            message, snapshot
         ):
             return snapshot
         return None
@@ -424,7 +415,7 @@ class TurnExecutor:
         """The outcome if the turn's latest state is a pause (only its recording was lost): an interrupt, or
         a static breakpoint — before the nodes to run next, or after the nodes of the step that wrote it."""
         if snapshot.interrupts:
-            return _outcome_of_state(snapshot.values, snapshot.interrupts, message.message_id)
+            return _outcome_of_state(self._program, snapshot.values, snapshot.interrupts, message.message_id)
         if set(snapshot.next) & set(self._policy.interrupt_before) or await self._after_breakpoint(snapshot):
             checkpoint_id = str(snapshot.config["configurable"]["checkpoint_id"])
             return TurnOutcome(
@@ -463,12 +454,12 @@ class TurnExecutor:
             return paused
         if not snapshot.next and not snapshot.tasks:
             # Nothing left to run and no step's writes waiting to be applied: the graph had finished.
-            return _outcome_of_state(snapshot.values, (), message.message_id)
+            return _outcome_of_state(self._program, snapshot.values, (), message.message_id)
         return None
 
     async def _invoke(self, message: MessageRecord, callbacks: list[BaseCallbackHandler]) -> TurnOutcome:
         graph_input = self._fresh_input(message)
-        known_values: dict[str, Any] | None = None
+        known_values: Any = None
         if message.attempts > 1:
             snapshot = await self._own_snapshot(message)
             if snapshot is not None:
@@ -484,7 +475,11 @@ class TurnExecutor:
                 known_values = snapshot.values
         config: dict[str, Any] = {
             **_thread(message.session_id),
-            "metadata": {CHECKPOINT_TAG: message.message_id, USER_TAG: message.user_id},
+            "metadata": {
+                CHECKPOINT_TAG: message.message_id,
+                USER_TAG: message.user_id,
+                GRAPH_TAG: self._program.name,
+            },
             "callbacks": callbacks,
         }
         return await self._stream(graph_input, config, message, known_values=known_values)
@@ -495,9 +490,9 @@ class TurnExecutor:
         config: dict[str, Any],
         message: MessageRecord,
         *,
-        known_values: dict[str, Any] | None = None,
+        known_values: Any = None,
     ) -> TurnOutcome:
-        values: dict[str, Any] | None = known_values
+        values: Any = known_values
         interrupts: dict[str, Interrupt] = {}
         breakpoint_hit = False
         async for raw in self._graph.astream(
@@ -507,11 +502,24 @@ class TurnExecutor:
             durability=self._policy.durability,
             interrupt_before=list(self._policy.interrupt_before) or None,
             interrupt_after=list(self._policy.interrupt_after) or None,
+            subgraphs=True,
             version="v2",
         ):
             # The stream parts are TypedDicts of a union too wide to narrow usefully; read as dicts.
             part = cast("dict[str, Any]", raw)
             kind = part["type"]
+            namespace = part.get("ns") or ()
+            if namespace:
+                # A subgraph's step: say which node ran inside which agent. Its state and its
+                # interrupts reach the root graph's own parts as well; only those count.
+                if kind == "updates" and isinstance(part["data"], dict):
+                    path = [segment.split(":", 1)[0] for segment in namespace]
+                    for node in part["data"]:
+                        if not node.startswith("__"):
+                            self._events.publish(
+                                message.message_id, "update", {"node": node, "namespace": path}
+                            )
+                continue
             if kind == "values":
                 values = part["data"]
                 for pending in part.get("interrupts") or ():
@@ -526,14 +534,16 @@ class TurnExecutor:
                         breakpoint_hit = breakpoint_hit or not data["__interrupt__"]
                     for node in data:
                         if not node.startswith("__"):
-                            self._events.publish(message.message_id, "update", {"node": node})
+                            self._events.publish(
+                                message.message_id, "update", {"node": node, "namespace": []}
+                            )
         if breakpoint_hit and not interrupts:
             snapshot = await self._graph.aget_state(_thread(message.session_id))
             checkpoint_id = str(snapshot.config["configurable"]["checkpoint_id"])
             return TurnOutcome(
                 status=MessageStatus.INTERRUPTED, interrupt=_breakpoint(checkpoint_id, snapshot.next)
             )
-        return _outcome_of_state(values, list(interrupts.values()), message.message_id)
+        return _outcome_of_state(self._program, values, list(interrupts.values()), message.message_id)
 
     async def _rollback(self, message: MessageRecord) -> list[dict[str, Any]] | None:
         """Put the session's graph state back where this turn found it (see the module docstring).
@@ -558,10 +568,87 @@ class TurnExecutor:
         if before is None:
             await self._checkpointer.adelete_thread(message.session_id)
             return None
-        metadata = {ROLLBACK_TAG: message.message_id, USER_TAG: message.user_id}
+        metadata = {
+            ROLLBACK_TAG: message.message_id,
+            USER_TAG: message.user_id,
+            GRAPH_TAG: self._program.name,
+        }
         config = cast("RunnableConfig", {**before.config, "metadata": metadata})
-        await self._graph.aupdate_state(config, None)
+        await self._graph.aupdate_state(config, None, as_node=_copy_as(self._program))
         if message.kind is not MessageKind.RESUME:
             return None
         outcome = await self._stream(None, {**thread, "metadata": metadata}, message)
         return outcome.interrupt
+
+
+class TurnExecutor:
+    """Runs the turns of every hosted program: each message by its session's graph (``GraphTurns``)."""
+
+    def __init__(
+        self,
+        *,
+        programs: ProgramSet,
+        checkpointer: BaseCheckpointSaver[Any],
+        store: Store,
+        events: EventPublisher,
+        policy: TurnPolicy,
+        telemetry: TurnTelemetry = NO_TELEMETRY,
+    ) -> None:
+        self._store = store
+        self._programs = programs
+        self._cancel_requests: set[str] = set()
+        self._ended: list[Callable[[str], None]] = []
+        self._turns = {
+            program.name: GraphTurns(
+                program=program,
+                checkpointer=checkpointer,
+                store=store,
+                events=events,
+                policy=_for_program(policy, program),
+                cancel_requests=self._cancel_requests,
+                ended=self._ended,
+                telemetry=telemetry,
+            )
+            for program in programs
+        }
+
+    @property
+    def programs(self) -> ProgramSet:
+        return self._programs
+
+    def on_turn_end(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(session_id)`` after each message's turn ended (for checkpoint retention)."""
+        self._ended.append(callback)
+
+    def request_cancel(self, message_id: str) -> None:
+        """Mark a message cancelled: a turn that has not started will not; one running is cancelled by
+        the runner, and this mark tells that cancellation from a shutdown."""
+        self._cancel_requests.add(message_id)
+
+    async def run(self, message: MessageRecord) -> MessageRecord | None:
+        """Run ``message``'s turn to a terminal status with its session's graph; None if it was already
+        terminal. A session bound to a graph this service no longer hosts fails its message, not the
+        process: the graph may come back with the next deploy."""
+        name = await self._store.session_graph(session_id=message.session_id)
+        program = self._programs.find(name)
+        if program is None:
+            refusal = replace(
+                _failed(
+                    "graph_unavailable",
+                    f"The session belongs to the graph {name!r}, which this service no longer hosts.",
+                ),
+                ran=False,
+            )
+            return await self._turns[self._programs.default.name].run(message, refuse=refusal)
+        return await self._turns[program.name].run(message)
+
+
+def _for_program(policy: TurnPolicy, program: Program) -> TurnPolicy:
+    """The static breakpoints that name this program's nodes (``PARLEY_INTERRUPT_*`` apply to every graph
+    that has such a node)."""
+    nodes = set(program.graph.nodes)
+    return replace(
+        policy,
+        interrupt_before=tuple(n for n in policy.interrupt_before if n in nodes),
+        interrupt_after=tuple(n for n in policy.interrupt_after if n in nodes),
+    )

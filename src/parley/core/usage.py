@@ -30,8 +30,21 @@ HOLD_TAG = "parley:held-for-review"
 any other way — paused for review above all (see ``TurnObserver.settle``). A graph tags such a model with
 ``model.with_config(tags=[HOLD_TAG])``."""
 
-TokenSink = Callable[[str, str | None], None]
-"""Receives ``(text, node)`` for each reply token."""
+Speaker = tuple[str | None, tuple[str, ...]]
+"""Who emits a token: the graph node, and the subgraph nodes it runs inside (``()`` at the root) — which
+agent is speaking, in a graph of agents built as subgraphs."""
+TokenSink = Callable[[str, Speaker], None]
+"""Receives ``(text, speaker)`` for each reply token."""
+
+
+def namespace_of(checkpoint_ns: str | None) -> tuple[str, ...]:
+    """The subgraph nodes a LangGraph checkpoint namespace (``agent:<task id>|model:<task id>``) runs
+    inside: every segment but the node's own, each without its task id."""
+    segments = [segment.split(":", 1)[0] for segment in (checkpoint_ns or "").split("|") if segment]
+    return tuple(segments[:-1])
+
+
+_NOBODY: Speaker = (None, ())
 
 
 class TurnObserver(BaseCallbackHandler):
@@ -58,10 +71,10 @@ class TurnObserver(BaseCallbackHandler):
         self.call_seconds: list[float] = []
         """Each finished model call's latency, in order (for the model latency histogram)."""
         self._started: dict[UUID, float] = {}
-        self._nodes: dict[UUID, str | None] = {}
+        self._nodes: dict[UUID, Speaker] = {}
         self._quiet: set[UUID] = set()
         self._holding: set[UUID] = set()
-        self._held: list[tuple[UUID, str, str | None]] = []
+        self._held: list[tuple[UUID, str, Speaker]] = []
         self._streamed: dict[UUID, int] = {}
 
     def on_chat_model_start(
@@ -77,7 +90,11 @@ class TurnObserver(BaseCallbackHandler):
     ) -> None:
         self.calls += 1
         self._started[run_id] = time.perf_counter()
-        self._nodes[run_id] = (metadata or {}).get("langgraph_node")
+        found = metadata or {}
+        self._nodes[run_id] = (
+            found.get("langgraph_node"),
+            namespace_of(found.get("langgraph_checkpoint_ns")),
+        )
         if tags and NOSTREAM_TAG in tags:
             self._quiet.add(run_id)
         elif tags and HOLD_TAG in tags:
@@ -102,9 +119,9 @@ class TurnObserver(BaseCallbackHandler):
         if self.on_token is None or run_id in self._quiet:
             return
         if run_id in self._holding:
-            self._held.append((run_id, token, self._nodes.get(run_id)))
+            self._held.append((run_id, token, self._nodes.get(run_id, _NOBODY)))
         else:
-            self.on_token(token, self._nodes.get(run_id))
+            self.on_token(token, self._nodes.get(run_id, _NOBODY))
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         self._finish(run_id)

@@ -86,10 +86,10 @@ async def run_worker(
         stack.push_async_callback(relay.stop)
         await stack.enter_async_context(app.open_async())
         logger.info(
-            "parley worker ready: storage=%s concurrency=%d graph=%s model=%s",
+            "parley worker ready: storage=%s concurrency=%d graphs=%s model=%s",
             settings.storage_label,
             settings.worker_concurrency,
-            settings.graph,
+            ",".join(f"{name}={reference}" for name, reference in settings.graph_references()),
             settings.model_name,
         )
         if ready is not None:

@@ -47,7 +47,7 @@ async def open_storage(settings: Settings, stack: AsyncExitStack) -> Storage:
 
     ``ConfigurationError`` with a line for the operator when storage cannot be used.
     """
-    store = SqlStore(database(settings))
+    store = SqlStore(database(settings), default_graph=settings.graph_references()[0][0])
     where = settings.storage_label
     try:
         await store.db.open(migrate=settings.migrate_on_start)

@@ -138,24 +138,37 @@ async def release_claim(tx: Tx, *, message_id: str, now: str) -> None:
 
 
 async def queue(
-    tx: Tx, *, kind: str | None, created_before: datetime | None, session_id: str | None, limit: int
+    tx: Tx,
+    *,
+    kind: str | None,
+    created_before: datetime | None,
+    session_id: str | None,
+    limit: int,
+    graph: str | None = None,
+    default_graph: str,
 ) -> list[PendingInterrupt]:
-    """Pending interrupts across sessions, oldest first (the operator queue)."""
-    where = ["status = 'pending'"]
+    """Pending interrupts across sessions, oldest first (the operator queue), each with its session's graph
+    (``default_graph`` for a session made before graphs had names)."""
+    where = ["i.status = 'pending'"]
     params: list[Any] = []
     if kind is not None:
-        where.append("kind = ?")
+        where.append("i.kind = ?")
         params.append(kind)
     if created_before is not None:
-        where.append("created_at <= ?")
+        where.append("i.created_at <= ?")
         params.append(format_timestamp(created_before))
     if session_id is not None:
-        where.append("session_id = ?")
+        where.append("i.session_id = ?")
         params.append(session_id)
+    if graph is not None:
+        where.append("coalesce(s.graph, ?) = ?")
+        params.extend((default_graph, graph))
+    columns = ", ".join(f"i.{column.strip()}" for column in rows.INTERRUPT_COLUMNS.split(","))
     found = await tx.all(
-        f"SELECT {rows.INTERRUPT_COLUMNS} FROM parley_interrupts WHERE {' AND '.join(where)} "
-        "ORDER BY created_at, interrupt_id LIMIT ?",
-        (*params, limit),
+        f"SELECT {columns}, coalesce(s.graph, ?) AS graph FROM parley_interrupts i "
+        "JOIN parley_sessions s ON s.session_id = i.session_id "
+        f"WHERE {' AND '.join(where)} ORDER BY i.created_at, i.interrupt_id LIMIT ?",
+        (default_graph, *params, limit),
     )
     return [rows.interrupt(r) for r in found]
 

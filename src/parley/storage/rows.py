@@ -79,4 +79,5 @@ def interrupt(row: Row) -> PendingInterrupt:
         kind=row["kind"],
         value=json.loads(row["value"]),
         created_at=created,
+        graph=row["graph"] if "graph" in row.keys() else None,  # noqa: SIM118 - sqlite3.Row has no `in`
     )

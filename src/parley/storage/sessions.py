@@ -13,14 +13,22 @@ from parley.storage import interrupts, rows, webhooks
 from parley.storage.db import Row, Tx
 
 
-async def create(tx: Tx, *, user_id: str, now: str) -> str:
-    """A new session of ``user_id``; its id."""
+async def create(tx: Tx, *, user_id: str, now: str, graph: str) -> str:
+    """A new session of ``user_id``, bound to ``graph`` for good; its id."""
     session_id = str(uuid.uuid4())
     await tx.execute(
-        "INSERT INTO parley_sessions (session_id, user_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
-        (session_id, user_id, now, now),
+        "INSERT INTO parley_sessions (session_id, user_id, created_at, updated_at, graph) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (session_id, user_id, now, now, graph),
     )
     return session_id
+
+
+async def graph_of(tx: Tx, *, session_id: str) -> str | None:
+    """The graph the session is bound to; None for a session of the default graph made before graphs had
+    names, or for no such session."""
+    row = await tx.one("SELECT graph FROM parley_sessions WHERE session_id = ?", (session_id,))
+    return None if row is None else row["graph"]
 
 
 async def visible(
@@ -31,7 +39,9 @@ async def visible(
     Every user-reachable query starts here, so the ownership rule lives in one place. With ``lock``,
     the row stays locked until the transaction ends: writers of one session take turns.
     """
-    sql = "SELECT session_id, user_id, created_at, updated_at FROM parley_sessions WHERE session_id = ?"
+    sql = (
+        "SELECT session_id, user_id, created_at, updated_at, graph FROM parley_sessions WHERE session_id = ?"
+    )
     params: tuple[str, ...] = (session_id,)
     if not operator:
         sql += " AND user_id = ?"
@@ -47,7 +57,7 @@ async def touch(tx: Tx, *, session_id: str, now: str) -> None:
     await tx.execute("UPDATE parley_sessions SET updated_at = ? WHERE session_id = ?", (now, session_id))
 
 
-async def view(tx: Tx, *, row: Row) -> SessionRecord:
+async def view(tx: Tx, *, row: Row, default_graph: str) -> SessionRecord:
     """The session with what its messages and interrupts say about it."""
     session_id = row["session_id"]
     counts = await tx.one(
@@ -67,6 +77,7 @@ async def view(tx: Tx, *, row: Row) -> SessionRecord:
     return SessionRecord(
         session_id=session_id,
         user_id=row["user_id"],
+        graph=row["graph"] or default_graph,
         created_at=created,
         updated_at=updated,
         message_count=int(counts["total"]),

@@ -32,6 +32,7 @@ from parley.core.records import (
 )
 from parley.core.statuses import MessageKind, MessageStatus
 from parley.core.timestamps import format_timestamp, utc_now
+from parley.settings import DEFAULT_GRAPH_NAME
 from parley.storage import (
     actions,
     api_keys,
@@ -57,8 +58,10 @@ def _callback(url: str | None) -> tuple[str, ...]:
 class SqlStore:
     """Parley's tables in a SQL database (see the module docstring)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, default_graph: str = DEFAULT_GRAPH_NAME) -> None:
         self._db = db
+        # What a session without a graph name (made before graphs had names) is bound to.
+        self._default_graph = default_graph
         self._delivery_listeners: list[Callable[[], None]] = []
 
     def on_delivery_recorded(self, listener: Callable[[], None]) -> None:
@@ -133,10 +136,14 @@ class SqlStore:
         max_unfinished: int | None = None,
         answerer: Answerer | None = None,
         callback_url: str | None = None,
+        graph: str | None = None,
     ) -> MessageRecord:
         """See ``Store.accept_message``."""
         resume_json = rows.dumps(resume)
-        fingerprint = messages.request_hash(session_id, content, kind, resume_json, *_callback(callback_url))
+        graph_part = () if graph is None else ("graph:" + graph,)
+        fingerprint = messages.request_hash(
+            session_id, content, kind, resume_json, *_callback(callback_url), *graph_part
+        )
 
         async def _tx(tx: Tx) -> MessageRecord:
             if idempotency_key is not None:
@@ -149,10 +156,11 @@ class SqlStore:
             target: PendingInterrupt | None = None
             if session_id is None:
                 now = utc_now()
-                sid = await sessions.create(tx, user_id=user_id, now=now)
+                sid = await sessions.create(tx, user_id=user_id, now=now, graph=graph or self._default_graph)
             else:
                 sid = session_id
-                await sessions.visible(tx, session_id=sid, user_id=user_id, lock=True)
+                row = await sessions.visible(tx, session_id=sid, user_id=user_id, lock=True)
+                rules.check_graph(session_id=sid, bound=row["graph"] or self._default_graph, requested=graph)
                 # Read the clock once the session is locked: messages of a session are then stamped
                 # in the order they get their seq.
                 now = utc_now()
@@ -273,14 +281,31 @@ class SqlStore:
         return await self._write_idempotent(_tx)
 
     async def list_interrupts(
-        self, *, kind: str | None, created_before: datetime | None, session_id: str | None, limit: int
+        self,
+        *,
+        kind: str | None,
+        created_before: datetime | None,
+        session_id: str | None,
+        limit: int,
+        graph: str | None = None,
     ) -> list[PendingInterrupt]:
         """See ``Store.list_interrupts``."""
         return await self._read(
             lambda tx: interrupts.queue(
-                tx, kind=kind, created_before=created_before, session_id=session_id, limit=limit
+                tx,
+                kind=kind,
+                created_before=created_before,
+                session_id=session_id,
+                limit=limit,
+                graph=graph,
+                default_graph=self._default_graph,
             )
         )
+
+    async def session_graph(self, *, session_id: str) -> str:
+        """See ``Store.session_graph``."""
+        found = await self._read(lambda tx: sessions.graph_of(tx, session_id=session_id))
+        return found or self._default_graph
 
     async def get_interrupt(
         self, *, interrupt_id: str, user_id: str, operator: bool = False
@@ -573,7 +598,7 @@ class SqlStore:
 
         async def _q(tx: Tx) -> SessionRecord:
             row = await sessions.visible(tx, session_id=session_id, user_id=user_id, operator=operator)
-            return await sessions.view(tx, row=row)
+            return await sessions.view(tx, row=row, default_graph=self._default_graph)
 
         return await self._read(_q)
 

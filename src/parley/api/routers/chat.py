@@ -29,7 +29,8 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     404: {"model": Problem, "description": "Unknown session, or another user's."},
     409: {
         "model": Problem,
-        "description": "The session is busy and the policy is reject, or it waits on an interrupt.",
+        "description": "The session is busy and the policy is reject, or it waits on an interrupt, or "
+        "it belongs to another graph than the one named (graph-mismatch).",
     },
     413: {"model": Problem, "description": "Body too large."},
     415: {"model": Problem, "description": "Body is not JSON."},
@@ -122,6 +123,8 @@ async def post_chat(
         )
     wait = resolve_wait(requested=body.wait, prefer=prefer, settings=settings)
     callback_url = callback_url_of(body.callback_url, principal=principal, policy=services.webhooks)
+    if body.graph is not None:
+        services.programs.named(body.graph, loc=["body", "graph"])  # 422 for a graph not served here
     record = await submit_chat(
         store=services.store,
         runner=services.runner,
@@ -134,6 +137,7 @@ async def post_chat(
         max_unfinished=settings.max_queued_per_session,
         answerer=answerer_of(principal, user_id=user_id),
         callback_url=callback_url,
+        graph=body.graph,
     )
     services.tracing.accepted(record.message_id)  # its turn's span continues this request's trace
     if wants_event_stream(request):

@@ -44,11 +44,20 @@ async def list_interrupts(
     ] = None,
     session_id: Annotated[str | None, Query(min_length=1, max_length=100, pattern=ID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    graph: Annotated[
+        str | None, Query(min_length=1, max_length=40, description="Only those of this graph's sessions.")
+    ] = None,
 ) -> InterruptsOut:
     now = datetime.now(UTC)
     before = None if min_age_seconds is None else now - timedelta(seconds=min_age_seconds)
+    if graph is not None:
+        services.programs.named(graph, loc=["query", "graph"])
     records = await services.store.list_interrupts(
-        kind=None if kind is None else kind.value, created_before=before, session_id=session_id, limit=limit
+        kind=None if kind is None else kind.value,
+        created_before=before,
+        session_id=session_id,
+        limit=limit,
+        graph=graph,
     )
     return InterruptsOut(items=[InterruptOut.of(r, now=now) for r in records])
 

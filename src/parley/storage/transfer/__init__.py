@@ -4,7 +4,7 @@ port over them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,16 @@ from parley.storage.transfer.document import DocumentError
 class SqlTransfer:
     """Export and import of sessions over Parley's database and LangGraph's saver."""
 
-    def __init__(self, *, db: Database, saver: BaseCheckpointSaver[Any], graph: str) -> None:
+    def __init__(
+        self, *, db: Database, saver: BaseCheckpointSaver[Any], graphs: Sequence[tuple[str, str]]
+    ) -> None:
+        """``graphs``: the ``(name, reference)`` of each graph served, the default first. A document names
+        its session's graph; one may be imported only where that graph is served. Documents made before
+        graphs had names carry the reference instead, which is accepted for the graph loaded from it."""
         self._db = db
         self._saver = saver
-        self._graph = graph
+        self._default_graph = graphs[0][0]
+        self._served = {name: name for name, _ in graphs} | {reference: name for name, reference in graphs}
         self._locks = importer.ImportLocks()
 
     async def open_export(self, *, session_id: str, user_id: str, operator: bool) -> AsyncIterator[bytes]:
@@ -31,7 +37,7 @@ class SqlTransfer:
         return await exporter.open_export(
             db=self._db,
             saver=self._saver,
-            graph=self._graph,
+            default_graph=self._default_graph,
             session_id=session_id,
             user_id=user_id,
             operator=operator,
@@ -43,7 +49,7 @@ class SqlTransfer:
             done = await importer.import_document(
                 db=self._db,
                 saver=self._saver,
-                graph=self._graph,
+                served=self._served,
                 source=source,
                 replace=replace,
                 locks=self._locks,

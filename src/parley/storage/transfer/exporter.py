@@ -190,7 +190,7 @@ async def open_export(
     *,
     db: Database,
     saver: BaseCheckpointSaver[Any],
-    graph: str,
+    default_graph: str,
     session_id: str,
     user_id: str,
     operator: bool,
@@ -198,6 +198,7 @@ async def open_export(
     """The session's document as a stream of bytes. ``NotFound`` (not the caller's) and ``SessionBusy``
     (a turn queued or running) are raised here, before the first byte."""
     snapshot = await _snapshot(db, saver, session_id=session_id, user_id=user_id, operator=operator)
+    graph = snapshot.session.get("graph") or default_graph
     return _generate(db, saver, graph=graph, session_id=session_id, snapshot=snapshot)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,19 +68,19 @@ class ImportLocks:
 
 
 def _check_file(
-    source: Path, schema: dict[str, dict[str, Column]], serde: Any, graph: str
+    source: Path, schema: dict[str, dict[str, Column]], serde: Any, served: Mapping[str, str]
 ) -> validate.Summary:
     with source.open("rb") as stream:
-        return validate.check(reader.parts(stream), schema=schema, serde=serde, graph=graph)
+        return validate.check(reader.parts(stream), schema=schema, serde=serde, served=served)
 
 
 async def check_document(
-    *, db: Database, saver: BaseCheckpointSaver[Any], graph: str, source: Path
+    *, db: Database, saver: BaseCheckpointSaver[Any], served: Mapping[str, str], source: Path
 ) -> tuple[validate.Summary, dict[str, dict[str, Column]]]:
     """The document's summary and this database's columns; ``DocumentError`` at its first fault."""
     async with db.read() as tx:
         schema = await tables.schema(tx)
-    summary = await asyncio.to_thread(_check_file, source, schema, saver.serde, graph)
+    summary = await asyncio.to_thread(_check_file, source, schema, saver.serde, served)
     return summary, schema
 
 
@@ -174,7 +174,7 @@ async def import_document(
     *,
     db: Database,
     saver: BaseCheckpointSaver[Any],
-    graph: str,
+    served: Mapping[str, str],
     source: Path,
     replace: bool,
     locks: ImportLocks,
@@ -182,7 +182,7 @@ async def import_document(
     """Check the document at ``source`` and write it (the module docstring says how). ``DocumentError``
     for a bad document (nothing written); ``Conflict`` for an id in use; ``SessionBusy`` to replace a
     session mid-turn."""
-    summary, schema = await check_document(db=db, saver=saver, graph=graph, source=source)
+    summary, schema = await check_document(db=db, saver=saver, served=served, source=source)
     session_id = summary.session_id
     async with locks.hold(session_id):
         await _clear(db, saver, session_id=session_id, replace=replace)
@@ -191,6 +191,12 @@ async def import_document(
             try:
                 async with db.transaction() as tx:
                     await _write_rows(tx, source, schema=schema, session_id=session_id)
+                    # Bound to the graph the document names, as this instance calls it (a document
+                    # from before graphs had names carries no graph in its session row).
+                    await tx.execute(
+                        "UPDATE parley_sessions SET graph = ? WHERE session_id = ?",
+                        (summary.graph, session_id),
+                    )
             except Duplicate:
                 raise Conflict(
                     "The document's rows collide with rows of another session on this instance "

@@ -8,7 +8,7 @@ at the end. The first fault is a ``DocumentError`` naming the path to it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,11 +72,11 @@ class _Checker:
     """The state of one pass: what was seen so far."""
 
     def __init__(
-        self, *, schema: dict[str, dict[str, Column]], serde: SerializerProtocol, graph: str
+        self, *, schema: dict[str, dict[str, Column]], serde: SerializerProtocol, served: Mapping[str, str]
     ) -> None:
         self.schema = schema
         self.serde = serde
-        self.graph = graph
+        self.served = served
         self.summary = Summary()
         self.checksum = Checksum()
         self.message_ids: set[str] = set()
@@ -97,9 +97,13 @@ class _Checker:
         elif key == "graph":
             if not isinstance(value, str):
                 raise DocumentError("must be a string", loc=loc)
-            if value != self.graph:
-                raise DocumentError(f"is {value[:200]!r}, but this instance runs {self.graph!r}", loc=loc)
-            self.summary.graph = value
+            name = self.served.get(value)
+            if name is None:
+                hosted = ", ".join(sorted({repr(n) for n in self.served.values()}))
+                raise DocumentError(
+                    f"is {value[:200]!r}, a graph this instance does not serve (it serves {hosted})", loc=loc
+                )
+            self.summary.graph = name
         elif key == "exported_at":
             if not isinstance(value, str):
                 raise DocumentError("must be a string", loc=loc)
@@ -166,10 +170,14 @@ class _Checker:
 
 
 def check(
-    parts: Iterator[Part], *, schema: dict[str, dict[str, Column]], serde: SerializerProtocol, graph: str
+    parts: Iterator[Part],
+    *,
+    schema: dict[str, dict[str, Column]],
+    serde: SerializerProtocol,
+    served: Mapping[str, str],
 ) -> Summary:
     """Read every part of the document; its ``Summary`` if all is well, else ``DocumentError``."""
-    checker = _Checker(schema=schema, serde=serde, graph=graph)
+    checker = _Checker(schema=schema, serde=serde, served=served)
     # The transcript's line is not a column: it says which of the message's two positions the line has.
     checker.schema["transcript"] = {
         **schema["transcript"],
