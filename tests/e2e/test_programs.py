@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.backends import Backend
 from tests.e2e.server import ServerProcess
-from tests.e2e.test_server import ALICE, poll
+from tests.e2e.test_server import ALICE, poll, status_of
 from tests.graphs.functional import open_log
 from tests.sse import STREAM, read_all
 from tests.waiting import wait_until
@@ -89,40 +90,43 @@ def start_running_in(client: httpx.Client, session_id: str, message: str) -> dic
     return accepted
 
 
-def _writes(data: Path, session_id: str) -> int:
-    with closing(sqlite3.connect(data / "parley-checkpoints.sqlite")) as conn:
-        count: int = conn.execute(
-            "SELECT count(*) FROM writes WHERE thread_id = ?", (session_id,)
-        ).fetchone()[0]
-    return count
+def _writes(backend: Backend, session_id: str) -> int:
+    """The pending writes LangGraph saved for the session's thread (a finished task's result is one)."""
+    if backend.name == "sqlite":
+        with closing(sqlite3.connect(backend.data_dir / "parley-checkpoints.sqlite")) as conn:
+            found: int = conn.execute(
+                "SELECT count(*) FROM writes WHERE thread_id = ?", (session_id,)
+            ).fetchone()[0]
+        return found
+    [row] = backend.query("SELECT count(*) AS n FROM checkpoint_writes WHERE thread_id = ?", (session_id,))
+    return int(row["n"])
 
 
-def test_sigkill_mid_entrypoint_does_not_run_a_finished_task_again(tmp_path: Path) -> None:
+@pytest.mark.inprocess_only  # the process killed is the one running the turn; a worker's: test_cluster.py
+def test_sigkill_mid_entrypoint_does_not_run_a_finished_task_again(
+    start_server: Any, backend: Backend, tmp_path: Path
+) -> None:
     log = tmp_path / "tasks.sqlite"
     open_log(str(log)).close()
-    server = ServerProcess(
-        tmp_path / "data", env={"PARLEY_GRAPHS": f"fn={FUNCTIONAL}", "FUNCTIONAL_LOG": str(log)}
-    ).start()
-    try:
-        with server.client() as client:
-            sid = _chat(client, "hello")["session_id"]
-            before = _writes(tmp_path / "data", sid)
-            accepted = _chat(client, "[[slow]] remember me", session_id=sid, wait=0)
-            # The task has run, and its result is saved (a pending write of the turn's checkpoint): the
-            # entrypoint is now in its 3 s ``linger`` task.
-            wait_until(lambda: _task_runs(log, "[[slow]] remember me") == 1, what="the task")
-            wait_until(lambda: _writes(tmp_path / "data", sid) > before, what="the task's saved result")
-        server.sigkill()
-        server.restart()
-        with server.client() as client:
-            final = poll(client, accepted["message_id"])
-            assert final["status"] == "completed", final
-            assert final["reply"] == "turn 2: [[slow]] remember me"
-            assert final["attempts"] == 2
-        # The entrypoint ran again from its checkpoint; the finished task's saved result was used.
-        assert _task_runs(log, "[[slow]] remember me") == 1
-    finally:
-        server.kill()
+    server: ServerProcess = start_server(PARLEY_GRAPHS=f"fn={FUNCTIONAL}", FUNCTIONAL_LOG=str(log))
+    with server.client() as client:
+        sid = _chat(client, "hello")["session_id"]
+        before = _writes(backend, sid)
+        accepted = _chat(client, "[[slow]] remember me", session_id=sid, wait=0)
+        # The task has run, and its result is saved (a pending write of the turn's checkpoint): the
+        # entrypoint is now in its 3 s ``linger`` task.
+        wait_until(lambda: _task_runs(log, "[[slow]] remember me") == 1, what="the task")
+        wait_until(lambda: _writes(backend, sid) > before, what="the task's saved result")
+        assert status_of(client, accepted["message_id"]) == "running"
+    server.sigkill()
+    server.restart()
+    with server.client() as client:
+        final = poll(client, accepted["message_id"])
+        assert final["status"] == "completed", final
+        assert final["reply"] == "turn 2: [[slow]] remember me"
+        assert final["attempts"] == 2
+    # The entrypoint ran again from its checkpoint; the finished task's saved result was used.
+    assert _task_runs(log, "[[slow]] remember me") == 1
 
 
 def test_a_graph_without_messages_is_hosted_through_its_mapping(start_server: Any) -> None:
@@ -141,6 +145,29 @@ def test_a_graph_without_messages_is_hosted_through_its_mapping(start_server: An
             json={"user_id": "alice", "interrupt_id": question["id"], "value": "no"},
         ).json()
         assert resumed["reply"] == "Q3: [[confirm]] sure? (answer: no)"
+
+
+@pytest.mark.inprocess_only
+def test_sigkill_mid_turn_of_a_mapped_graph_applies_its_input_once(start_server: Any) -> None:
+    server: ServerProcess = start_server(PARLEY_GRAPHS=f"qa={CUSTOM}")
+    with server.client() as client:
+        sid = _chat(client, "first")["session_id"]
+        accepted = _chat(client, "[[slow]] second", session_id=sid, wait=0)
+
+        def noted() -> bool:
+            history = client.get(f"/v1/sessions/{sid}/history", headers=ALICE).json()["items"]
+            return any(c["message_id"] == accepted["message_id"] and c["node"] == "note" for c in history)
+
+        # The step that appends the question to ``asked`` is saved; the slow step is running.
+        wait_until(noted, what="the first step's checkpoint")
+        assert status_of(client, accepted["message_id"]) == "running"
+    server.sigkill()
+    server.restart()
+    with server.client() as client:
+        final = poll(client, accepted["message_id"])
+        assert (final["status"], final["attempts"]) == ("completed", 2)
+        # Two questions asked, not three: the restarted turn went on from its checkpoint, not fed again.
+        assert final["reply"] == "Q2: [[slow]] second"
 
 
 def test_two_graphs_served_at_once(start_server: Any, backend: Backend) -> None:

@@ -1,11 +1,13 @@
 """A graph whose state has no ``messages`` key, hosted through a mapping (``parley.hosting.host``).
 
 The user's text is written to ``question``; the reply is read from ``answer``. ``asked`` accumulates every
-question, so a test sees the state persist across turns.
+question, so a test sees the state persist across turns. ``[[slow]]`` in a question keeps the second
+step busy for 3 s — time for a test to kill the process after the first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import operator
 from typing import Annotated, Any, TypedDict
 
@@ -25,8 +27,10 @@ def note(state: State) -> dict[str, Any]:
     return {"asked": [state["question"]]}
 
 
-def answer(state: State) -> dict[str, Any]:
+async def answer(state: State) -> dict[str, Any]:
     question = state["question"]
+    if "[[slow]]" in question:
+        await asyncio.sleep(3)
     if "[[confirm]]" in question:
         decision = interrupt({"kind": "confirm", "question": "Answer it?", "action": "answer", "args": {}})
         question = f"{question} (answer: {decision})"

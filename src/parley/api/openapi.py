@@ -130,11 +130,26 @@ def _declare_limits(document: dict[str, Any], settings: Settings) -> None:
             if branch.get("type") == "number":
                 branch["maximum"] = settings.max_wait
     schemas["ChatRequest"]["properties"]["message"]["maxLength"] = settings.max_message_chars
+    _declare_graphs(document, [name for name, _ in settings.graph_references()])
     if not settings.webhook_allowed_hosts:
         # Webhooks are off: a callback_url is refused (422, "webhooks are off"), so the document offers
         # none. With them on, which hosts pass is the allow-list's, which no schema can say.
         for name in ("ChatRequest", "ResumeRequest"):
             schemas[name]["properties"].pop("callback_url", None)
+
+
+def _declare_graphs(document: dict[str, Any], names: list[str]) -> None:
+    """A ``graph`` is one of the graphs this service hosts (``PARLEY_GRAPHS``): the document lists them,
+    as the routers check them (another name is 422)."""
+    chat = document["components"]["schemas"]["ChatRequest"]["properties"]["graph"]
+    for branch in chat.get("anyOf", [chat]):
+        if branch.get("type") == "string":
+            branch.pop("pattern", None)
+            branch["enum"] = names
+    for parameter in document["paths"]["/v1/interrupts"]["get"].get("parameters", []):
+        if parameter["name"] == "graph":
+            parameter["schema"] = {**parameter["schema"], "enum": names}
+            parameter["schema"].pop("pattern", None)
 
 
 def _declare_auth(document: dict[str, Any], *, keys: bool) -> None:

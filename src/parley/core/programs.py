@@ -120,9 +120,10 @@ def _mapped_reply(mapping: str | ReplyFn, values: Any, message_id: str) -> str |
     return mapping(values)
 
 
-def _step(snapshot: StateSnapshot) -> int:
-    step = (snapshot.metadata or {}).get("step", -1)
-    return step if isinstance(step, int) else -1
+def _past_input(snapshot: StateSnapshot) -> bool:
+    """Whether a step has run since the turn's input checkpoint (``source: input``), which holds the input
+    unread: from the first step on, the state holds it."""
+    return (snapshot.metadata or {}).get("source") != "input"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +162,7 @@ class MessagesAdapter(_Reshapable):
 
     def input_applied(self, message: MessageRecord, snapshot: StateSnapshot) -> bool:
         if self.input is not None:
-            return _step(snapshot) >= 0
+            return _past_input(snapshot)
         # A crash between writing the turn's first checkpoint and writing its input leaves a checkpoint
         # tagged with the message but without the message in it (found by the chaos test).
         values = snapshot.values
@@ -187,9 +188,9 @@ class MappedAdapter:
         return _mapped_reply(self.reply_from, values, message_id)
 
     def input_applied(self, message: MessageRecord, snapshot: StateSnapshot) -> bool:
-        # The input checkpoint (step -1) holds the input unread; once its step ran (step 0 on), the
-        # state holds it and feeding it again could apply it twice (no reducer dedupes a custom key).
-        return _step(snapshot) >= 0
+        # Once a step has applied the input, feeding it again could apply it twice: no reducer dedupes a
+        # custom key (``operator.add`` appends again).
+        return _past_input(snapshot)
 
 
 @dataclass(frozen=True, slots=True)
