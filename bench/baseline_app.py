@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from parley.bots.assistant import build_graph
 from parley.core.context import GraphContext
-from parley.core.turns import reply_of
+from parley.core.programs import reply_of
 from parley.models.scripted import ScriptedChatModel
 from parley.settings import Settings
 from parley.storage.checkpointer import postgres_checkpointer, sqlite_checkpointer

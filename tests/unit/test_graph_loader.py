@@ -144,3 +144,19 @@ def test_bad_graph_settings_are_refused(values: dict[str, str], needle: str, tmp
 )
 def test_the_reply_of_a_return_value(value: Any, expected: str | None) -> None:
     assert text_of(value, message_id="m1") == expected
+
+
+@pytest.mark.parametrize(
+    ("reference", "has_subgraphs"),
+    [
+        ("parley.bots.team:build_graph", True),
+        ("tests.graphs.nested:graph", True),
+        ("tests.graphs.counting:graph", False),
+        ("tests.graphs.functional:bot", False),
+    ],
+)
+def test_only_graphs_with_subgraphs_stream_them(
+    reference: str, has_subgraphs: bool, context: GraphContext
+) -> None:
+    program = load_program("p", reference, context=context, checkpointer=InMemorySaver())
+    assert program.has_subgraphs is has_subgraphs

@@ -127,6 +127,7 @@ def load_program(
         kind=kind,
         interrupts=hosted.interrupts,
         description=hosted.description,
+        has_subgraphs=any(True for _ in graph.get_subgraphs()),
     )
 
 

@@ -219,6 +219,9 @@ class Program:
     interrupts: tuple[str, ...] | None = None
     """The interrupt kinds its author declared (None: not declared — any may come)."""
     description: str = ""
+    has_subgraphs: bool = False
+    """Whether LangGraph finds subgraphs in it: only then are its turns streamed with ``subgraphs=True``
+    (which costs a turn about 0.2 ms, 5 % of a one-node graph's run, measured in-process)."""
 
 
 @dataclass(frozen=True)

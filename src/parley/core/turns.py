@@ -502,7 +502,7 @@ class GraphTurns:
             durability=self._policy.durability,
             interrupt_before=list(self._policy.interrupt_before) or None,
             interrupt_after=list(self._policy.interrupt_after) or None,
-            subgraphs=True,
+            subgraphs=self._program.has_subgraphs,
             version="v2",
         ):
             # The stream parts are TypedDicts of a union too wide to narrow usefully; read as dicts.
