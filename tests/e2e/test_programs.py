@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,10 @@ import httpx
 import pytest
 
 from tests.backends import Backend
-from tests.e2e.server import ServerProcess
+from tests.e2e.server import ServerProcess, parley_env
 from tests.e2e.test_server import ALICE, poll, status_of
 from tests.graphs.functional import open_log
-from tests.sse import STREAM, read_all
+from tests.sse import STREAM, read_all, tokens
 from tests.waiting import wait_until
 
 OPERATOR = {"X-User-Id": "olga", "X-Role": "operator"}
@@ -234,6 +236,16 @@ def test_the_worked_functional_example_runs_as_documented(start_server: Any) -> 
         first = _chat(client, "hello")
         assert first["reply"] == "Echo: hello"
         sid = first["session_id"]
+        # The model's tokens stream from the @task that calls it, which runs inside the entrypoint (as
+        # LangGraph's checkpoint namespace has it).
+        with client.stream(
+            "GET", f"/v1/messages/{first['message_id']}/events", headers={**ALICE, **STREAM}
+        ) as stream:
+            events = read_all(stream)
+        assert tokens(events) == "Echo: hello"
+        assert {(e.data["node"], tuple(e.data["namespace"])) for e in events if e.event == "token"} == {
+            ("answer", ("notes",))
+        }
         asked = _chat(client, "/forget", session_id=sid)
         [question] = asked["interrupt"]
         assert question["value"]["question"] == "Forget the 2 earlier messages of this conversation?"
@@ -268,3 +280,34 @@ def test_a_session_whose_graph_is_no_longer_served_fails_its_message_not_the_ser
             assert _chat(client, "hello")["reply"] == "Q1: hello"
     finally:
         server.kill()
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        (
+            {"PARLEY_GRAPHS": f"qa={CUSTOM},bad=tests.graphs.custom_state:unmapped"},
+            ["graph 'bad' (tests.graphs.custom_state:unmapped)", "no 'messages' key", "parley.hosting.host("],
+        ),
+        (
+            {"PARLEY_GRAPHS": "bad=tests.graphs.custom_state:badly_mapped"},
+            ["names the state key 'prompt'", "it has answer, asked, question"],
+        ),
+        ({"PARLEY_GRAPHS": f"qa={CUSTOM}", "PARLEY_GRAPH": FUNCTIONAL}, ["not both"]),
+        ({"PARLEY_GRAPHS": f"Q A={CUSTOM}"}, ["each entry is name=package.module:attribute"]),
+    ],
+)
+def test_a_graph_that_cannot_be_hosted_stops_the_service_at_start(
+    env: dict[str, str], says: list[str], tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "parley.cli", "serve", "--port", "0", "--data-dir", str(tmp_path)],
+        env=parley_env(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    for needle in says:
+        assert needle in result.stderr
+    assert "Traceback" not in result.stderr
