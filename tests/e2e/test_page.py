@@ -456,3 +456,43 @@ def test_the_page_calls_a_keyed_server_with_the_key_it_is_given(
     send(page, "no key now")
     expect(page.locator("#transcript")).to_contain_text("API key")
     screenshot(page, f"page-keys-{backend.name}")
+
+
+@pytest.mark.sqlite_only  # the page and the graphs it offers; storage adds nothing here
+def test_a_new_chat_talks_to_the_graph_picked_and_the_session_keeps_it(
+    start_server: Any, open_page: OpenPage
+) -> None:
+    server: ServerProcess = start_server(
+        PARLEY_GRAPHS="assistant=parley.bots.assistant:build_graph,fn=tests.graphs.functional:bot"
+    )
+    page = open_page(server, "alice")
+    picker = page.get_by_label("Talk to")
+    expect(picker).to_be_visible()
+    picker.select_option("fn")
+    screenshot(page, "page-graph-choice")
+    send(page, "hello")
+    expect(last_reply(page)).to_have_text("turn 1: hello")
+    # The session exists now: its graph is its own, no longer offered.
+    expect(picker).to_be_hidden()
+    send(page, "again")
+    expect(last_reply(page)).to_have_text("turn 2: again")
+    session_id = page.locator("#session-label").get_attribute("data-session")
+    with httpx.Client(base_url=server.base_url, headers={"X-User-Id": "alice"}) as client:
+        assert client.get(f"/v1/sessions/{session_id}").json()["graph"] == "fn"
+    screenshot(page, "page-graph-picked")
+
+    # A new chat is offered the graphs again; without a pick it gets the default.
+    page.get_by_role("button", name="New chat").click()
+    expect(picker).to_be_visible()
+    picker.select_option("assistant")
+    send(page, "hi there")
+    expect(last_reply(page)).to_contain_text("Echo: hi there")
+
+
+@pytest.mark.sqlite_only
+def test_no_graph_is_offered_when_the_service_hosts_one(start_server: Any, open_page: OpenPage) -> None:
+    server: ServerProcess = start_server()
+    page = open_page(server, "alice")
+    send(page, "hello")
+    expect(last_reply(page)).to_contain_text("Echo: hello")
+    expect(page.locator("#graph-choice")).to_be_hidden()

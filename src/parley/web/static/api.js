@@ -76,10 +76,17 @@ export async function getTranscript(userId, sessionId, maxPages = 25) {
   return { items, complete: false };
 }
 
-/** POST /v1/chat asking for the turn's event stream; the response is returned unread. */
-export async function postChat(userId, sessionId, message, signal) {
+/** GET /v1/graphs: the graphs the service hosts, the default first. */
+export function listGraphs(userId) {
+  return getJson("/v1/graphs", userId);
+}
+
+/** POST /v1/chat asking for the turn's event stream; the response is returned unread. A new session (no
+ * sessionId) is created with ``graph`` when one is given. */
+export async function postChat(userId, sessionId, message, signal, graph = "") {
   const body = { user_id: userId, message };
   if (sessionId) body.session_id = sessionId;
+  else if (graph) body.graph = graph;
   return checked(
     await fetch("/v1/chat", {
       method: "POST",

@@ -40,6 +40,8 @@ export class ChatView {
     this.sessionsMore = document.getElementById("sessions-more");
     this.sessionsPanel = document.getElementById("sessions");
     this.sessionsToggle = document.getElementById("sessions-toggle");
+    this.graphChoice = document.getElementById("graph-choice");
+    this.graphPicker = document.getElementById("graph-picker");
 
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -82,9 +84,25 @@ export class ChatView {
 
   // -- the conversation ------------------------------------------------------------------------
 
+  /** Offer the service's graphs for a new chat, when it hosts more than one (GET /v1/graphs). */
+  async loadGraphs() {
+    let graphs;
+    try {
+      graphs = (await api.listGraphs(this.userId())).items;
+    } catch {
+      graphs = []; // an older service, or a key refused: new chats get the default, as before
+    }
+    const label = (graph) => (graph.description ? `${graph.name} — ${graph.description}` : graph.name);
+    this.graphPicker.replaceChildren(
+      ...graphs.map((graph) => el("option", { value: graph.name, text: label(graph) })),
+    );
+    this.graphChoice.hidden = graphs.length < 2 || this.sessionId !== null;
+  }
+
   newChat() {
     this.restart();
     this.sessionId = null;
+    this.graphChoice.hidden = this.graphPicker.options.length < 2;
     this.transcript.replaceChildren();
     this.pending.replaceChildren();
     this.label.textContent = "A new chat";
@@ -137,7 +155,7 @@ export class ChatView {
     this.say("Sending…");
     let response;
     try {
-      response = await api.postChat(this.userId(), this.sessionId, text, signal);
+      response = await api.postChat(this.userId(), this.sessionId, text, signal, this.graphPicker.value);
     } catch (error) {
       if (signal.aborted) return;
       sent.item.classList.add("unsent");
@@ -157,6 +175,7 @@ export class ChatView {
   enterSession(sessionId) {
     this.sessionId = sessionId;
     this.label.textContent = `Session ${sessionId}`;
+    this.graphChoice.hidden = true;
     this.label.dataset.session = sessionId;
     this.markCurrentSession();
   }
@@ -431,7 +450,8 @@ export class ChatView {
     if (signal.aborted) return;
     if (!transcript.complete) this.note("Only the beginning of this long conversation is shown.");
     for (const entry of transcript.items) this.line(entry.role, entry.content, { createdAt: entry.created_at });
-    this.label.textContent = `Session ${sessionId} · ${STATUS_WORDS[session.status] || session.status}`;
+    const graph = this.graphPicker.options.length > 1 ? ` · ${session.graph}` : "";
+    this.label.textContent = `Session ${sessionId}${graph} · ${STATUS_WORDS[session.status] || session.status}`;
     this.renderPending(session.pending_interrupts);
     if (session.status === "busy" && session.last_message_id) {
       await this.followTurn(session.last_message_id, null, signal);

@@ -96,6 +96,7 @@ who.addEventListener("submit", (event) => {
   setApiKey(apiKey);
   chat.newChat();
   chat.loadSessions();
+  chat.loadGraphs();
   if (!document.getElementById("view-operator").hidden) operator.refresh();
 });
 
@@ -128,3 +129,4 @@ for (const tab of tabs) {
 }
 
 chat.loadSessions();
+chat.loadGraphs();
