@@ -370,51 +370,26 @@ def test_piped_chat_with_an_api_key_from_the_environment(start_server: Any, back
     assert "401" in without.stderr or "API key" in without.stderr, without.stderr
 
 
+def _piped_chat(server: ServerProcess, *args: str, lines: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "parley.cli", "chat", "--url", server.base_url, "--user", "alice", *args],
+        input=lines,
+        capture_output=True,
+        text=True,
+        env=parley_env(),
+        timeout=60,
+    )
+
+
 def test_the_chat_starts_a_session_with_the_graph_it_is_told(start_server: Any) -> None:
     server: ServerProcess = start_server(
         PARLEY_GRAPHS="echo=parley.bots.assistant:build_graph,fn=tests.graphs.functional:bot"
     )
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "parley.cli",
-            "chat",
-            "--url",
-            server.base_url,
-            "--user",
-            "alice",
-            "--graph",
-            "fn",
-        ],
-        input="hello\nagain\n",
-        capture_output=True,
-        text=True,
-        env=parley_env(),
-        timeout=60,
-    )
+    done = _piped_chat(server, "--graph", "fn", lines="hello\nagain\n")
     assert done.returncode == 0, done.stderr
     # The functional graph's replies (it counts the turns its ``previous`` holds), not the default's echo.
     assert done.stdout == "turn 1: hello\nturn 2: again\n"
-    unknown = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "parley.cli",
-            "chat",
-            "--url",
-            server.base_url,
-            "--user",
-            "alice",
-            "--graph",
-            "nope",
-        ],
-        input="hello\n",
-        capture_output=True,
-        text=True,
-        env=parley_env(),
-        timeout=60,
-    )
+    unknown = _piped_chat(server, "--graph", "nope", lines="hello\n")
     assert unknown.returncode == 1
     assert "No graph 'nope' here" in unknown.stderr
     assert "Traceback" not in unknown.stderr
