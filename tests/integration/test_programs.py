@@ -79,3 +79,17 @@ async def test_an_entrypoint_session_rewinds_to_an_earlier_turn(
     assert rewound.json()["status"] == "completed", rewound.json()
     # ``previous`` is the first turn's again: the second turn is forgotten.
     assert (await _reply(h, "three", session_id=sid))["reply"] == "turn 2: three"
+
+
+async def test_static_breakpoints_apply_to_the_graphs_that_have_the_node(
+    harness_factory: Any, make_settings: Any
+) -> None:
+    graphs = "qa=tests.graphs.custom_state:qa,fn=tests.graphs.functional:bot"
+    h: AppHarness = await harness_factory(make_settings(graphs=graphs, interrupt_before=["answer"]))
+    listed = (await h.client.get("/v1/graphs", headers={"X-User-Id": "alice"})).json()["items"]
+    assert {g["name"]: g["interrupts"] for g in listed} == {"qa": ["confirm", "breakpoint"], "fn": None}
+    paused = await _reply(h, "why?")
+    assert paused["status"] == "interrupted"
+    assert paused["interrupt"][0]["kind"] == "breakpoint"
+    # The entrypoint has no node "answer": it runs through.
+    assert (await _reply(h, "why?", graph="fn"))["reply"] == "turn 1: why?"
