@@ -34,9 +34,7 @@ from parley.bots import shop
 from parley.bots.memory import overflow_cut, removals, summarise
 from parley.bots.review import ReviewPolicy
 from parley.bots.tools import SENSITIVE, TOOLS, Decision, describe, parse_decision
-from parley.core.checkpoint_tags import CHECKPOINT_TAG, USER_TAG
 from parley.core.context import GraphContext
-from parley.core.timestamps import utc_now
 from parley.core.usage import HOLD_TAG, NOSTREAM_TAG
 
 logger = logging.getLogger(__name__)
@@ -139,11 +137,6 @@ def build_graph(ctx: GraphContext) -> StateGraph[AssistantState, Any, Any, Any]:
         assert store is not None
         request = state["messages"][-1]
         assert isinstance(request, AIMessage)
-        session_id = str(config["configurable"]["thread_id"])
-        metadata = config.get("metadata") or {}
-        user_id = str(metadata.get(USER_TAG, ""))
-        # The turn's message: once an action ran for it, the turn can no longer be cancelled.
-        message_id = metadata.get(CHECKPOINT_TAG)
         results: list[ToolMessage] = []
         for call in request.tool_calls:
             name, args, call_id = call["name"], dict(call["args"]), str(call["id"])
@@ -170,20 +163,9 @@ def build_graph(ctx: GraphContext) -> StateGraph[AssistantState, Any, Any, Any]:
             if name == "list_catalog":
                 result: dict[str, Any] = {"ok": True, "catalog": shop.CATALOG}
             elif name in {t.name for t in TOOLS}:
-                # Re-running this node (after a crash, or on resume) finds the first result by key.
-                key = f"{request.id}:{call_id}"
-                result = await store.perform_once(
-                    key=key,
-                    session_id=session_id,
-                    name=name,
-                    args=args,
-                    effect=shop.effect(
-                        name,
-                        args,
-                        {"key": key, "session_id": session_id, "user_id": user_id, "now": utc_now()},
-                    ),
-                    message_id=str(message_id) if message_id is not None else None,
-                    acts=name in shop.EFFECTS,
+                # Once an action ran for the turn's message, the turn can no longer be cancelled.
+                result = await shop.perform_tool(
+                    store, config, request_id=request.id, call_id=call_id, name=name, args=args
                 )
             else:
                 result = {"ok": False, "error": f"there is no tool {name!r}"}

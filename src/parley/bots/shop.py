@@ -12,6 +12,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
+
+from parley.core.checkpoint_tags import CHECKPOINT_TAG, USER_TAG
+from parley.core.ports import Store
+from parley.core.timestamps import utc_now
 from parley.storage.db import POSTGRES, Row, Tx
 
 CATALOG: dict[str, float] = {"mug": 9.0, "t-shirt": 20.0, "sticker": 2.5, "notebook": 12.0, "hoodie": 45.0}
@@ -118,3 +123,41 @@ def effect(name: str, args: dict[str, Any], ctx: ActionContext) -> Callable[[Tx]
         return await action(tx, ctx, args)
 
     return _run
+
+
+def turn_of(config: RunnableConfig) -> tuple[str, str, str | None]:
+    """The session, the user, and the Parley message of the turn running, from the config Parley runs a
+    node with (the thread, and the checkpoint metadata it writes)."""
+    metadata = config.get("metadata") or {}
+    message_id = metadata.get(CHECKPOINT_TAG)
+    return (
+        str(config["configurable"]["thread_id"]),
+        str(metadata.get(USER_TAG, "")),
+        str(message_id) if message_id is not None else None,
+    )
+
+
+async def perform_tool(
+    store: Store,
+    config: RunnableConfig,
+    *,
+    request_id: str | None,
+    call_id: str,
+    name: str,
+    args: dict[str, Any],
+) -> dict[str, Any]:
+    """Run the shop action of a model's tool call once: keyed by the AI message and the call, so a node run
+    again (after a crash, or on resume) finds the first result instead of acting twice."""
+    session_id, user_id, message_id = turn_of(config)
+    key = f"{request_id}:{call_id}"
+    return await store.perform_once(
+        key=key,
+        session_id=session_id,
+        name=name,
+        args=args,
+        effect=effect(
+            name, args, {"key": key, "session_id": session_id, "user_id": user_id, "now": utc_now()}
+        ),
+        message_id=message_id,
+        acts=name in EFFECTS,
+    )

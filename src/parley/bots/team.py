@@ -51,10 +51,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from parley.bots import shop
 from parley.bots.tools import TOOLS, IssueRefundArgs, describe, parse_decision
-from parley.core.checkpoint_tags import CHECKPOINT_TAG, USER_TAG
 from parley.core.context import GraphContext
 from parley.core.ports import Store
-from parley.core.timestamps import utc_now
 from parley.hosting import Hosted, host
 
 logger = logging.getLogger(__name__)
@@ -209,17 +207,6 @@ def _calls_of(state: AgentState) -> tuple[AIMessage | None, list[ToolCall]]:
     return None, []
 
 
-def _turn_context(config: RunnableConfig) -> tuple[str, str, str | None]:
-    """The session, the user, and the Parley message of the turn running (from Parley's config)."""
-    metadata = config.get("metadata") or {}
-    message_id = metadata.get(CHECKPOINT_TAG)
-    return (
-        str(config["configurable"]["thread_id"]),
-        str(metadata.get(USER_TAG, "")),
-        str(message_id) if message_id is not None else None,
-    )
-
-
 # -- the agents --------------------------------------------------------------------------------------
 
 
@@ -246,21 +233,13 @@ def build_orders_agent(model: BaseChatModel, store: Store | None) -> CompiledSta
             if store is None:
                 result: dict[str, Any] = {"ok": False, "error": "order records are not available here"}
             else:
-                session_id, user_id, message_id = _turn_context(config)
-                key = f"{request.id}:{call_id}"
-                args = dict(call["args"])
-                result = await store.perform_once(
-                    key=key,
-                    session_id=session_id,
+                result = await shop.perform_tool(
+                    store,
+                    config,
+                    request_id=request.id,
+                    call_id=call_id,
                     name=call["name"],
-                    args=args,
-                    effect=shop.effect(
-                        call["name"],
-                        args,
-                        {"key": key, "session_id": session_id, "user_id": user_id, "now": utc_now()},
-                    ),
-                    message_id=message_id,
-                    acts=False,
+                    args=dict(call["args"]),
                 )
             results.append(ToolMessage(json.dumps(result), tool_call_id=call_id, name=call["name"]))
         return {"messages": results}
@@ -346,7 +325,7 @@ def build_refunds_agent(model: BaseChatModel, store: Store | None) -> CompiledSt
                 if store is not None:
                     # No money moves in this example; the refund is recorded once, under its key, which
                     # also makes the turn no longer cancellable (it did something).
-                    session_id, _, message_id = _turn_context(config)
+                    session_id, _, message_id = shop.turn_of(config)
                     await store.perform_once(
                         key=f"{request.id}:{call_id}",
                         session_id=session_id,
