@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import psycopg
+from langchain_core.language_models import BaseChatModel
 
 from parley.core.context import GraphContext
 from parley.core.errors import ConfigurationError
@@ -46,14 +47,8 @@ def build_executor(
 
     ``ConfigurationError`` if the model cannot be built or a graph cannot be loaded.
     """
-    model = build_chat_model(settings)
-    programs = load_programs(
-        settings.graph_references(),
-        context=GraphContext(model=model, settings=settings, store=storage.store),
-        checkpointer=storage.checkpointer,
-    )
     return TurnExecutor(
-        programs=programs,
+        programs=_programs(settings, storage, build_chat_model(settings)),
         checkpointer=storage.checkpointer,
         store=storage.store,
         events=journal,
@@ -75,9 +70,13 @@ def load_catalog(settings: Settings, storage: Storage) -> ProgramSet:
     and for checking the ``graph`` of a request: loaded as the workers load them, but around a scripted
     model that is never called — the real one (the local model's weights above all) is the workers' to
     hold. ``ConfigurationError`` if a graph cannot be loaded: better here than at the first turn."""
+    return _programs(settings, storage, ScriptedChatModel())
+
+
+def _programs(settings: Settings, storage: Storage, model: BaseChatModel) -> ProgramSet:
     return load_programs(
         settings.graph_references(),
-        context=GraphContext(model=ScriptedChatModel(), settings=settings, store=storage.store),
+        context=GraphContext(model=model, settings=settings, store=storage.store),
         checkpointer=storage.checkpointer,
     )
 

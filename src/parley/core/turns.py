@@ -646,9 +646,5 @@ class TurnExecutor:
 def _for_program(policy: TurnPolicy, program: Program) -> TurnPolicy:
     """The static breakpoints that name this program's nodes (``PARLEY_INTERRUPT_*`` apply to every graph
     that has such a node)."""
-    nodes = set(program.graph.nodes)
-    return replace(
-        policy,
-        interrupt_before=tuple(n for n in policy.interrupt_before if n in nodes),
-        interrupt_after=tuple(n for n in policy.interrupt_after if n in nodes),
-    )
+    before, after = program.breakpoints(policy.interrupt_before, policy.interrupt_after)
+    return replace(policy, interrupt_before=before, interrupt_after=after)

@@ -14,8 +14,7 @@ router = APIRouter(prefix="/v1/graphs", tags=["graphs"], dependencies=[Authentic
 
 
 def _interrupts(program: Program, *, before: list[str], after: list[str]) -> list[str] | None:
-    nodes = set(program.graph.nodes)
-    breakpoints = bool(nodes & set(before)) or bool(nodes & set(after))
+    breakpoints = any(program.breakpoints(before, after))
     if program.interrupts is None:
         return [InterruptKind.BREAKPOINT.value] if breakpoints else None
     declared = list(program.interrupts)
