@@ -424,12 +424,14 @@ class Settings(BaseSettings):
     @field_validator("webhook_secret")
     @classmethod
     def _webhook_secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
+        from parley.webhooks.signing import SECRET_PREFIX
+
         for secret in value:
             text = secret.get_secret_value()
-            if not text.startswith("whsec_"):
+            if not text.startswith(SECRET_PREFIX):
                 raise ValueError("each secret must start with whsec_ (`parley webhooks secret` makes one)")
             try:
-                raw = base64.b64decode(text.removeprefix("whsec_"), validate=True)
+                raw = base64.b64decode(text.removeprefix(SECRET_PREFIX), validate=True)
             except (binascii.Error, ValueError) as exc:
                 raise ValueError("each secret must be whsec_ followed by base64") from exc
             if not 24 <= len(raw) <= 64:

@@ -336,6 +336,7 @@ async def test_an_idempotent_repeat_must_name_the_same_callback(
             "/v1/chat", json={**body, "callback_url": receiver.url + "/other"}, headers=key
         )
         assert other.status_code == 422
+        assert other.json()["errors"][0]["field"] == "header.Idempotency-Key"
         await _settled(h, first.json()["message_id"])
         assert receiver.count() == 1
 
@@ -380,3 +381,16 @@ async def test_an_app_with_webhooks_stopped_right_after_its_start_stops_at_once(
         started = time.monotonic()
         await asyncio.wait_for(start_and_stop(), 30)
         assert time.monotonic() - started < 5
+
+
+async def test_a_delivery_goes_out_when_its_message_ends_not_at_the_next_poll(
+    harness_factory: Any, make_settings: Any
+) -> None:
+    with running_receiver() as receiver:
+        # A poll far away: only the wake the ending transaction gives the deliverer can send it in time.
+        h = await _start(harness_factory, make_settings, webhook_poll_seconds=300)
+        body = (await h.chat(message="hello", callback_url=receiver.url, wait=10)).json()
+        assert body["status"] == "completed"
+        delivery = await _settled(h, body["message_id"], timeout=5)
+        assert delivery["status"] == "delivered"
+        assert receiver.count() == 1
