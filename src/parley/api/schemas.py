@@ -23,6 +23,7 @@ from parley.core.redaction import interrupt_for_viewer, interrupts_for_viewer
 from parley.core.statuses import MessageKind, MessageStatus, SessionStatus
 from parley.core.timestamps import format_timestamp
 from parley.settings import GRAPH_NAME
+from parley.webhooks.destinations import MAX_URL_CHARS
 
 Timestamp = Annotated[
     datetime,
@@ -44,6 +45,17 @@ UserId = Field(
 )
 """Optional in the model, because a user key needs none; the routes require it of the callers that must
 name their user (``deps.acting_user_id``), and the OpenAPI document says which (``api/openapi.py``)."""
+
+
+CallbackUrl = Field(
+    default=None,
+    min_length=1,
+    max_length=MAX_URL_CHARS,
+    json_schema_extra={"format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"},
+    description="Where to POST the message resource, signed (Standard Webhooks), once the message "
+    "ends: an http(s) URL on a host PARLEY_WEBHOOK_ALLOWED_HOSTS allows. Default: the API key's.",
+)
+"""``callback_url`` of a chat message and of a resume."""
 
 
 class ChatRequest(BaseModel):
@@ -71,14 +83,7 @@ class ChatRequest(BaseModel):
         ge=0,
         description="Seconds to wait for the reply before answering 202; default from settings.",
     )
-    callback_url: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=2048,
-        json_schema_extra={"format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"},
-        description="Where to POST the message resource, signed (Standard Webhooks), once the message "
-        "ends: an http(s) URL on a host PARLEY_WEBHOOK_ALLOWED_HOSTS allows. Default: the API key's.",
-    )
+    callback_url: str | None = CallbackUrl
     graph: str | None = Field(
         default=None,
         min_length=1,
@@ -116,14 +121,7 @@ class ResumeRequest(BaseModel):
         ge=0,
         description="Seconds to wait for the turn before answering 202; default from settings.",
     )
-    callback_url: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=2048,
-        json_schema_extra={"format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"},
-        description="Where to POST the message resource, signed (Standard Webhooks), once the message "
-        "ends: an http(s) URL on a host PARLEY_WEBHOOK_ALLOWED_HOSTS allows. Default: the API key's.",
-    )
+    callback_url: str | None = CallbackUrl
 
 
 class _InterruptFields(BaseModel):
