@@ -169,8 +169,7 @@ class Deliverer:
             task = asyncio.create_task(self._attempt(delivery), name=f"parley-webhook-{delivery.delivery_id}")
             self._sending[delivery.delivery_id] = task
             task.add_done_callback(functools.partial(self._done, delivery.delivery_id))
-        if len(claimed) == free:
-            self.wake()  # there may be more due; look again once a slot frees (or at once if one has)
+        # Every slot taken means there may be more due: ``_done`` wakes the loop when the first one frees.
 
     def _done(self, delivery_id: str, _: asyncio.Task[None]) -> None:
         full = len(self._sending) >= self._concurrency
