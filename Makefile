@@ -24,10 +24,9 @@ $(STAMP): requirements/dev.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	@# pip may have taken llama-cpp-python from its wheel cache, built earlier with other flags: if it cannot run
 	@# here, build it again, bypassing the cache.
-	$(BIN)/python -m parley.models.selfcheck || CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet \
+	$(BIN)/python -m parley.models.selfcheck || { CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet \
 		--disable-pip-version-check --force-reinstall --no-deps --no-cache-dir \
-		"$$(grep '^llama-cpp-python==' requirements/dev.lock)"
-	$(BIN)/python -m parley.models.selfcheck
+		"$$(grep '^llama-cpp-python==' requirements/dev.lock)" && $(BIN)/python -m parley.models.selfcheck; }
 	@touch $@
 
 install: $(STAMP)  ## create .venv and install the locked dependencies (the first time: about 7 minutes on two cores)

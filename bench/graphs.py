@@ -26,23 +26,18 @@ _GRAPHS = "bench.program_graphs"
 
 def run(workdir: Path, *, turns: int = 500) -> dict[str, Any]:
     """Alternate ``turns`` chat turns and session reads between the four."""
-    quiet = {"PARLEY_LOG_LEVEL": "warning"}
     several = f"mapped={_GRAPHS}:mapped_echo,functional={_GRAPHS}:functional_echo,echo={_GRAPHS}:state_echo"
     with ExitStack() as stack:
         servers = {
             "single": stack.enter_context(
-                parley_server(workdir / "graphs-single", PARLEY_GRAPH=f"{_GRAPHS}:state_echo", **quiet)
+                parley_server(workdir / "graphs-single", PARLEY_GRAPH=f"{_GRAPHS}:state_echo")
             ),
-            "several": stack.enter_context(
-                parley_server(workdir / "graphs-several", PARLEY_GRAPHS=several, **quiet)
-            ),
+            "several": stack.enter_context(parley_server(workdir / "graphs-several", PARLEY_GRAPHS=several)),
             "functional": stack.enter_context(
-                parley_server(
-                    workdir / "graphs-functional", PARLEY_GRAPHS=f"f={_GRAPHS}:functional_echo", **quiet
-                )
+                parley_server(workdir / "graphs-functional", PARLEY_GRAPHS=f"f={_GRAPHS}:functional_echo")
             ),
             "mapped": stack.enter_context(
-                parley_server(workdir / "graphs-mapped", PARLEY_GRAPHS=f"m={_GRAPHS}:mapped_echo", **quiet)
+                parley_server(workdir / "graphs-mapped", PARLEY_GRAPHS=f"m={_GRAPHS}:mapped_echo")
             ),
         }
         contenders = {name: (server.url, {}) for name, server in servers.items()}

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from bench.common import REPO, free_port
+from bench.common import POOL_SIZE, REPO, free_port
 from bench.peers.install import Peer
 
 GRAPH_FILE = REPO / "bench" / "peers" / "graph.py"
@@ -268,7 +268,11 @@ Served = ServerProcess | Deployment
 
 def parley_queue(workdir: Path, *, effects: Path, database_url: str) -> Deployment:
     """Parley's scale-out: ``parley serve --runner queue`` and one ``parley worker`` on PostgreSQL."""
-    env = {"PARLEY_DATABASE_URL": database_url, "PARLEY_RUNNER": "queue", "PARLEY_DATABASE_POOL_SIZE": "5"}
+    env = {
+        "PARLEY_DATABASE_URL": database_url,
+        "PARLEY_RUNNER": "queue",
+        "PARLEY_DATABASE_POOL_SIZE": str(POOL_SIZE),
+    }
     api = parley(workdir, effects=effects, env=env, name="parley-queue")
     worker = ParleyWorker(workdir, env=api.env | env)
     return Deployment([api, worker])

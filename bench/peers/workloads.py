@@ -243,7 +243,6 @@ async def crash(
     sleep: float = 15.0,
     settle: float = 11.0,
     within: float = 90,
-    restart: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """A background turn whose side-effect step ran and whose model still sleeps; SIGKILL of the server;
     a restart on the same storage. Did the turn complete, how many times did its side effect run, and
@@ -261,7 +260,7 @@ async def crash(
     await asyncio.sleep(settle)
     killed = time.monotonic()
     server.kill()
-    ready = (restart or server.start)()
+    ready = server.start()
     status = "unknown"
     while time.monotonic() - killed < within:
         status = await client.status(session, handle)

@@ -28,6 +28,13 @@ def test_every_workload_reports_and_plots(tmp_path: Path) -> None:
     for workload, keys in report.KEYS.items():
         row = written["workloads"][workload]["parley"]
         assert set(keys) <= set(row), (workload, row)
+    # Errors are counted, not raised: a run where every turn failed would have every key above.
+    for workload in ("sequential", "throughput", "background"):
+        row = written["workloads"][workload]["parley"]
+        assert row["errors"] == 0, (workload, row)
+    for workload in ("sequential", "background"):
+        assert written["workloads"][workload]["parley"]["samples"] > 0
+    assert written["workloads"]["throughput"]["parley"]["turns_per_s"] > 0
     race = written["workloads"]["race"]["parley"]
     # Parley's promise: every message of the race is in the state once, in the order it was accepted.
     assert race["in_state"] == race["sent"] == race["completed"]

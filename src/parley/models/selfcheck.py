@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import sys
 
-from parley.models.local import bundled_model_path
+from parley.models.local import _load, bundled_model_path
 
 
 def main() -> int:
     """Generate a few tokens with the bundled model; 0 when it worked."""
-    from llama_cpp import Llama
-
-    llm = Llama(model_path=str(bundled_model_path()), n_ctx=256, n_threads=1, verbose=False)
+    # The loader Parley runs the model with, so that what is checked is what runs.
+    llm = _load(bundled_model_path(), n_ctx=256, threads=1)
     out = llm.create_chat_completion(
         messages=[{"role": "user", "content": "Hi"}], max_tokens=4, temperature=0
     )
-    text = out["choices"][0]["message"]["content"]  # type: ignore[index]
+    text = out["choices"][0]["message"]["content"]
     print(f"parley: the local model runs here ({text!r})", file=sys.stderr)
     return 0
 
